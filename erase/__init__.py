@@ -1,0 +1,28 @@
+"""Erasure methods behind one registry, one training loop, and one Python entry point.
+
+    from erase import erase, ESDConfig
+    result = erase(pipe, ESDConfig(concepts=["Van Gogh"], seed=0))
+    result.apply_(pipe)            # pipe stays a StableDiffusionPipeline
+    result.save("out/no-vangogh")  # artifact + record + card + stock pipeline folder
+"""
+
+from pipelines import ErasureResult
+
+from . import esd  # noqa: F401  (registers the method)
+from .api import erase
+from .config import MethodConfig
+from .esd import ESDConfig
+from .method import ErasureMethod, RunOptions
+from .registry import available, get_method, register
+
+__all__ = [
+    "ESDConfig",
+    "ErasureMethod",
+    "ErasureResult",
+    "MethodConfig",
+    "RunOptions",
+    "available",
+    "erase",
+    "get_method",
+    "register",
+]

@@ -1,0 +1,199 @@
+"""The one training loop every erasure method runs in.
+
+It owns what methods should not re-implement: the optimiser step, mixed precision and
+multi-process gradient averaging (through ``accelerate``), a NaN/inf guard, checkpoints that a
+killed run resumes from, and progress. A method supplies ``loss_fn(step, generator)``; all of a
+step's randomness must come from that generator, which is seeded from ``(seed, step, rank)``,
+so a resumed run continues exactly as an uninterrupted one would.
+
+Checkpoints are safetensors (trained tensors and optimiser state) plus JSON (step, losses and a
+fingerprint of the run's configuration): no pickle. A checkpoint from a different
+configuration is never silently reused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from pipelines.atomic import atomic_folder
+from pipelines.errors import ConfigError, TrainingDiverged
+
+logger = logging.getLogger(__name__)
+
+LossFn = Callable[[int, torch.Generator], torch.Tensor]
+GradHook = Callable[[], None]
+
+
+def accelerator(mixed_precision: str = "no"):
+    """The process's ``accelerate.Accelerator``.
+
+    accelerate fixes mixed precision once per process. In a single process (tests, notebooks) a
+    later call asking for another precision resets that state instead of failing; under
+    ``accelerate launch`` the launcher's setting wins and a conflicting request is an error.
+    """
+    from accelerate import Accelerator, PartialState
+    from accelerate.state import AcceleratorState
+
+    try:
+        return Accelerator(mixed_precision=mixed_precision)
+    except ValueError:
+        if PartialState().num_processes > 1:
+            raise ConfigError(
+                f"mixed precision '{mixed_precision}' conflicts with the one accelerate launch set; "
+                "pass the same value to both"
+            ) from None
+        AcceleratorState._reset_state()
+        return Accelerator(mixed_precision=mixed_precision)
+
+
+@dataclass
+class TrainStats:
+    steps_done: int = 0
+    resumed_from: int = 0
+    seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+
+    def summary(self, points: int = 50) -> dict:
+        stride = max(1, math.ceil(len(self.losses) / points))
+        return {
+            "steps_done": self.steps_done,
+            "resumed_from": self.resumed_from,
+            "loss_first": self.losses[0] if self.losses else None,
+            "loss_last": self.losses[-1] if self.losses else None,
+            "loss_curve": [round(x, 6) for x in self.losses[::stride]],
+        }
+
+
+class Checkpointer:
+    """Saves and restores ``(step, tensors, optimiser state, losses)`` in one folder."""
+
+    def __init__(self, folder: str, fingerprint: str, every: int) -> None:
+        self.folder = folder
+        self.fingerprint = fingerprint
+        self.every = every
+
+    @property
+    def _state(self) -> str:
+        return os.path.join(self.folder, "checkpoint")
+
+    def exists(self) -> bool:
+        return os.path.exists(os.path.join(self._state, "state.json"))
+
+    def save(self, step: int, params: Mapping[str, torch.nn.Parameter], optimizer, losses: list[float]) -> None:
+        tensors = {f"param/{n}": p.detach().cpu().contiguous() for n, p in params.items()}
+        opt = optimizer.state_dict()
+        scalars: dict[str, dict] = {}
+        for idx, state in opt["state"].items():
+            for key, value in state.items():
+                if torch.is_tensor(value):
+                    tensors[f"opt/{idx}/{key}"] = value.detach().cpu().contiguous()
+                else:
+                    scalars.setdefault(str(idx), {})[key] = value
+        meta = {"step": step, "fingerprint": self.fingerprint, "param_groups": opt["param_groups"], "scalars": scalars, "losses": losses}
+        os.makedirs(self.folder, exist_ok=True)
+        with atomic_folder(self._state, overwrite=True) as tmp:
+            save_file(tensors, os.path.join(tmp, "state.safetensors"))
+            with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
+                json.dump(meta, f)
+
+    def load(self, params: Mapping[str, torch.nn.Parameter], optimizer) -> tuple[int, list[float]]:
+        """Restore tensors and optimiser; return ``(last completed step, losses)``."""
+        with open(os.path.join(self._state, "state.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+        if meta["fingerprint"] != self.fingerprint:
+            raise ConfigError(
+                f"'{self.folder}' holds a checkpoint of a run with a different configuration; delete it, "
+                "or pass --fresh to start over"
+            )
+        tensors = load_file(os.path.join(self._state, "state.safetensors"))
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(tensors[f"param/{n}"].to(p.device, p.dtype))
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("opt/"):
+                _, idx, name = key.split("/", 2)
+                state.setdefault(int(idx), {})[name] = value
+        for idx, scalars in meta["scalars"].items():
+            state.setdefault(int(idx), {}).update(scalars)
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        return meta["step"], meta["losses"]
+
+
+def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """The CPU generator of one step: a pure function of ``(seed, step, rank)``."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 131 + rank)
+
+
+def _grads_finite(params: Mapping[str, torch.nn.Parameter]) -> bool:
+    return all(p.grad is None or torch.isfinite(p.grad).all() for p in params.values())
+
+
+def train(
+    params: Mapping[str, torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    *,
+    steps: int,
+    seed: int,
+    mixed_precision: str = "no",
+    checkpointer: Checkpointer | None = None,
+    grad_hook: GradHook | None = None,
+    max_grad_norm: float | None = None,
+    progress: bool = True,
+    desc: str = "erase",
+) -> TrainStats:
+    """Run ``steps`` optimiser steps of ``loss_fn``; resume from ``checkpointer`` if it has state."""
+    import time
+
+    acc = accelerator(mixed_precision)
+    stats = TrainStats()
+    start = 0
+    if checkpointer is not None and checkpointer.exists():
+        start, stats.losses = checkpointer.load(params, optimizer)
+        stats.resumed_from = start
+        logger.info("resuming from step %d of %d (%s)", start, steps, checkpointer.folder)
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=not (progress and acc.is_main_process))
+    t0 = time.perf_counter()
+    for step in bar:
+        generator = step_generator(seed, step, acc.process_index)
+        with acc.autocast():
+            loss = loss_fn(step, generator)
+        acc.backward(loss)
+        if acc.num_processes > 1:
+            for p in params.values():
+                if p.grad is not None:
+                    p.grad = acc.reduce(p.grad, reduction="mean")
+        if grad_hook is not None:
+            grad_hook()
+        value = float(loss.detach())
+        if not math.isfinite(value) or not _grads_finite(params):
+            where = ""
+            if checkpointer is not None and acc.is_main_process:
+                checkpointer.save(step, params, optimizer, stats.losses)
+                where = f"; the last good state (after step {step}) is kept in {checkpointer.folder}"
+            raise TrainingDiverged(
+                f"the loss or its gradient became {value if not math.isfinite(value) else 'non-finite'} at step "
+                f"{step + 1}{where}. Lower the learning rate (--lr) or use fp32 (--mixed-precision no)"
+            )
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(list(params.values()), max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        stats.losses.append(value)
+        bar.set_postfix(loss=f"{value:.4g}")
+        done = step + 1
+        if checkpointer is not None and acc.is_main_process and checkpointer.every and done % checkpointer.every == 0 and done < steps:
+            checkpointer.save(done, params, optimizer, stats.losses)
+    stats.seconds = time.perf_counter() - t0
+    stats.steps_done = steps
+    return stats

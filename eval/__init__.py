@@ -1,0 +1,1 @@
+"""Measuring erasure: the mini-canvas world, the judges (classifiers) and, later, the runners."""

@@ -1,0 +1,254 @@
+"""The erasure artifact: only the changed tensors, a JSON record and a model card.
+
+An erasure method returns an :class:`ErasureResult`. It holds the new values of the tensors it
+changed (keyed ``unet.<name>`` / ``text_encoder.<name>``, diffusers names) and a record of how
+it was made, including the SHA-256 of the *base* values of those tensors, so that applying it
+to a different base model is refused. Saved, it is a folder (``shared/docs/contracts.md``)::
+
+    erasure.safetensors   changed tensors only
+    erasure.json          the record (method, config, concepts, seed, base, versions, cost)
+    README.md             the model card
+    pipeline/             a complete stock StableDiffusionPipeline folder (plain diffusers loads it)
+    text_encoder/         a plain CLIPTextModel folder, when only the text encoder changed
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .atomic import atomic_folder
+from .backbone import backbone_for
+from .errors import BaseMismatchError, EraseError
+from .fingerprint import tensors_sha256
+from .params import resolve_tensors
+
+SCHEMA = 1
+TENSORS_FILE = "erasure.safetensors"
+RECORD_FILE = "erasure.json"
+CARD_FILE = "README.md"
+PIPELINE_DIR = "pipeline"
+TEXT_ENCODER_DIR = "text_encoder"
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that can change a result, recorded with every artifact."""
+    import diffusers
+    import transformers
+
+    try:
+        from importlib.metadata import version
+
+        ours = version("erase")
+    except Exception:
+        ours = "unknown"
+    return {
+        "erase": ours,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def new_record(
+    *,
+    method: str,
+    config: dict[str, Any],
+    concepts: list[str],
+    seed: int,
+    base_model: str,
+    base_fingerprint: str,
+    cost: dict[str, float],
+) -> dict[str, Any]:
+    """The ``erasure.json`` record, keys as in ``shared/docs/contracts.md``."""
+    base = {"model": base_model, "fingerprint": base_fingerprint}
+    if os.path.exists(base_model):
+        base["path"] = os.path.abspath(base_model)
+    return {
+        "schema": SCHEMA,
+        "method": method,
+        "config": config,
+        "concepts": list(concepts),
+        "seed": seed,
+        "base": base,
+        "versions": versions(),
+        "cost": cost,
+    }
+
+
+def stock_pipeline(pipe: Any) -> Any:
+    """The same components in a plain ``StableDiffusionPipeline`` (never a subclass).
+
+    diffusers writes the pipeline class into ``model_index.json``; a subclass of ours would make
+    the folder unloadable without this package.
+    """
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        vae=pipe.vae,
+        text_encoder=pipe.text_encoder,
+        tokenizer=pipe.tokenizer,
+        unet=pipe.unet,
+        scheduler=pipe.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def save_pipeline_folder(pipe: Any, folder: str) -> None:
+    """Write ``pipe`` as a stock diffusers folder (safetensors) into an existing empty folder."""
+    from .tokenizer import add_legacy_tokenizer_files
+
+    stock_pipeline(pipe).save_pretrained(folder, safe_serialization=True)
+    add_legacy_tokenizer_files(os.path.join(folder, "tokenizer"), pipe.tokenizer)
+
+
+@dataclass
+class ErasureResult:
+    """Changed tensors + record; apply, save, load, export (see the module docstring)."""
+
+    tensors: dict[str, torch.Tensor]
+    record: dict[str, Any]
+    base_pipe: Any = field(default=None, repr=False, compare=False)
+
+    # --- facts ---------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        return self.record["method"]
+
+    @property
+    def concepts(self) -> list[str]:
+        return self.record["concepts"]
+
+    @property
+    def components(self) -> set[str]:
+        return {name.partition(".")[0] for name in self.tensors}
+
+    @property
+    def size_mb(self) -> float:
+        return sum(t.numel() * t.element_size() for t in self.tensors.values()) / 2**20
+
+    # --- applying ------------------------------------------------------------------------
+    def _live(self, pipe: Any) -> dict[str, torch.Tensor]:
+        return resolve_tensors(backbone_for(pipe).components, list(self.tensors))
+
+    def check_base(self, pipe: Any) -> None:
+        """Refuse a pipeline whose tensors are not the ones this artifact was made from."""
+        live = self._live(pipe)
+        expected = self.record["base"]["fingerprint"]
+        if tensors_sha256(live) == expected:
+            return
+        if tensors_sha256(live) == tensors_sha256(self.tensors):
+            raise BaseMismatchError("this erasure is already applied to the pipeline; apply it to an unmodified base")
+        raise BaseMismatchError(
+            f"this erasure was made from base '{self.record['base']['model']}' (fingerprint "
+            f"{expected[:12]}…) and the given pipeline differs in the tensors it changes; load that base, "
+            "or pass force=True (CLI: --force) to apply it anyway"
+        )
+
+    @torch.no_grad()
+    def apply_(self, pipe: Any, force: bool = False) -> Any:
+        """Write the erased tensors into ``pipe`` in place (its device and dtype are kept)."""
+        if not force:
+            self.check_base(pipe)
+        for name, live in self._live(pipe).items():
+            live.copy_(self.tensors[name].to(device=live.device, dtype=live.dtype))
+        return pipe
+
+    @contextmanager
+    def applied(self, pipe: Any, force: bool = False) -> Iterator[Any]:
+        """Apply to ``pipe`` for the duration of the block, then restore the base tensors."""
+        live = self._live(pipe)
+        originals = {n: t.detach().clone() for n, t in live.items()}
+        self.apply_(pipe, force=force)
+        try:
+            yield pipe
+        finally:
+            with torch.no_grad():
+                for n, t in live.items():
+                    t.copy_(originals[n])
+
+    # --- saving and loading --------------------------------------------------------------
+    def save(self, folder: str, *, overwrite: bool = False, pipeline: bool = True, base: Any = None) -> str:
+        """Write the artifact folder atomically; ``pipeline=True`` also exports a full pipeline.
+
+        The pipeline export needs the base pipeline: the one the result was fitted on, or
+        ``base``. An existing ``folder`` is only replaced with ``overwrite=True``.
+        """
+        base = base if base is not None else self.base_pipe
+        if pipeline and base is None:
+            raise EraseError("exporting the full pipeline needs the base pipeline: pass base=pipe, or pipeline=False")
+        with atomic_folder(folder, overwrite=overwrite) as tmp:
+            tensors = {n: t.detach().cpu().contiguous() for n, t in self.tensors.items()}
+            save_file(tensors, os.path.join(tmp, TENSORS_FILE), metadata={"format": "erase-delta", "schema": str(SCHEMA)})
+            with open(os.path.join(tmp, RECORD_FILE), "w", encoding="utf-8") as f:
+                json.dump(self.record, f, indent=2, sort_keys=False)
+                f.write("\n")
+            from .card import model_card
+
+            with open(os.path.join(tmp, CARD_FILE), "w", encoding="utf-8") as f:
+                f.write(model_card(self))
+            if pipeline:
+                with self.applied(base):
+                    os.makedirs(os.path.join(tmp, PIPELINE_DIR))
+                    save_pipeline_folder(base, os.path.join(tmp, PIPELINE_DIR))
+                    if self.components == {"text_encoder"}:
+                        base.text_encoder.save_pretrained(os.path.join(tmp, TEXT_ENCODER_DIR), safe_serialization=True)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str) -> "ErasureResult":
+        """Read an artifact folder written by :meth:`save`."""
+        tensors_path = os.path.join(folder, TENSORS_FILE)
+        record_path = os.path.join(folder, RECORD_FILE)
+        for path in (tensors_path, record_path):
+            if not os.path.exists(path):
+                raise EraseError(f"'{folder}' is not an erasure artifact: {os.path.basename(path)} is missing")
+        try:
+            tensors = load_file(tensors_path)
+        except Exception as e:
+            raise EraseError(f"'{tensors_path}' is not a readable safetensors file ({e}); re-run the erasure") from None
+        try:
+            with open(record_path, encoding="utf-8") as f:
+                record = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise EraseError(f"'{record_path}' is not readable JSON ({e}); re-run the erasure") from None
+        if record.get("schema") != SCHEMA:
+            raise EraseError(f"'{record_path}' has schema {record.get('schema')!r}; this erase reads schema {SCHEMA}")
+        return cls(tensors=tensors, record=record)
+
+
+def load_erased(
+    folder: str,
+    base: Any = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = torch.float32,
+    force: bool = False,
+) -> Any:
+    """An erased pipeline from an artifact folder.
+
+    Without ``base``: the exported ``pipeline/`` if present, else the recorded base model with
+    the delta applied. With ``base`` (a pipeline): the delta applied to it in place, refused if
+    its fingerprint differs unless ``force``.
+    """
+    from .loading import load_pipeline
+
+    result = ErasureResult.load(folder)
+    if base is None:
+        exported = os.path.join(folder, PIPELINE_DIR)
+        if os.path.isdir(exported):
+            return load_pipeline(exported, device=device, dtype=dtype)
+        recorded = result.record["base"]
+        source = recorded.get("path") if recorded.get("path") and os.path.exists(recorded["path"]) else recorded["model"]
+        base = load_pipeline(source, device=device, dtype=dtype)
+    return result.apply_(base, force=force)

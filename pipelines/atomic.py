@@ -1,0 +1,74 @@
+"""Atomic writes: a reader never sees half an artifact, and nothing is overwritten silently.
+
+Everything we write goes first into a temporary folder or file *beside* the target (same
+filesystem, so the final ``os.replace`` is atomic), and only a complete result is moved into
+place. If the process is killed half-way, the target is untouched and the temporary is left
+under a dot-name that the next run ignores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+from .errors import EraseError
+
+
+def refuse_existing(target: str, overwrite: bool, flag: str = "--overwrite") -> None:
+    """Raise a teaching error if ``target`` exists and the caller did not ask to replace it."""
+    if os.path.exists(target) and not overwrite:
+        raise EraseError(
+            f"output '{target}' already exists; choose another output path or pass {flag} to replace it"
+        )
+
+
+@contextmanager
+def atomic_folder(target: str, overwrite: bool = False) -> Iterator[str]:
+    """Yield an empty temporary folder; on success it replaces ``target`` in one rename.
+
+    On any exception the temporary folder is removed and ``target`` is left as it was.
+    """
+    target = os.path.abspath(target)
+    refuse_existing(target, overwrite)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if os.path.exists(target):
+        # Move the old one aside first so that at every instant one complete version exists.
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=parent)
+        os.replace(target, os.path.join(old, "previous"))
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+@contextmanager
+def atomic_file(target: str, overwrite: bool = True) -> Iterator[str]:
+    """Yield a temporary path beside ``target``; on success it replaces ``target``."""
+    target = os.path.abspath(target)
+    refuse_existing(target, overwrite)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.tmp-", dir=os.path.dirname(target))
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(target: str, text: str) -> None:
+    """Write a small text file atomically."""
+    with atomic_file(target) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)

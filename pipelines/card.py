@@ -1,0 +1,64 @@
+"""The model card (``README.md``) written beside every erasure artifact."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def model_card(result: Any) -> str:
+    """A short, honest card: what was erased from what, how to load it, what it cost."""
+    record = result.record
+    concepts = ", ".join(f"`{c}`" for c in record["concepts"])
+    cost = record.get("cost", {})
+    lines = [
+        f"# {record['method']}: {concepts} erased",
+        "",
+        f"Base model: `{record['base']['model']}` (SHA-256 of the changed base tensors: "
+        f"`{record['base']['fingerprint'][:16]}…`). Method: `{record['method']}`, seed {record['seed']}.",
+        f"Changed: {len(result.tensors)} tensors of the {' and '.join(sorted(result.components))} "
+        f"({sum(t.numel() for t in result.tensors.values()):,} parameters, {result.size_mb:.1f} MB).",
+        "",
+        "## Use",
+        "",
+        "With plain diffusers (no need for this package):",
+        "",
+        "```python",
+        "from diffusers import StableDiffusionPipeline",
+        'pipe = StableDiffusionPipeline.from_pretrained("<this folder>/pipeline")',
+        "```",
+        "",
+        "With `erase` (applies `erasure.safetensors` to the recorded base, checking its fingerprint):",
+        "",
+        "```python",
+        "import pipelines",
+        'pipe = pipelines.load_pipeline("<this folder>")',
+        "```",
+        "",
+    ]
+    if "text_encoder" in result.components and len(result.components) == 1:
+        lines += [
+            "Only the text encoder changed: `text_encoder/` is a plain `CLIPTextModel` folder that",
+            "plugs into any pipeline of the same base (`pipe.text_encoder = CLIPTextModel.from_pretrained(...)`).",
+            "",
+        ]
+    if cost:
+        lines += ["## Cost", ""] + [f"- {k}: {v}" for k, v in cost.items()] + [""]
+    metrics = record.get("metrics")
+    if metrics:
+        lines += ["## Measured", "", "```json", json.dumps(metrics, indent=2), "```", ""]
+    lines += [
+        "## Configuration",
+        "",
+        "```json",
+        json.dumps(record["config"], indent=2),
+        "```",
+        "",
+        "## Limitations",
+        "",
+        "Erasure lowers how often the model produces the concept for ordinary prompts; it is not a",
+        "guarantee. Optimised prompts can often bring a concept back: measure it with `erase attack`,",
+        "and measure what else was lost with `erase eval`.",
+        "",
+    ]
+    return "\n".join(lines)

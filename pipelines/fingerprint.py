@@ -1,0 +1,36 @@
+"""Content fingerprints of tensors and models.
+
+An erasure artifact records the SHA-256 of the base tensors it changed, so it can refuse to be
+applied to a different base. The hash is taken over a canonical form (sorted names, shapes and
+float32 little-endian bytes) so that the same weights give the same fingerprint whether they
+were loaded as float32 or as exactly-representable float16.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Mapping
+
+import torch
+
+
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over ``(name, shape, float32 bytes)`` of every tensor, in sorted name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach()
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        if t.is_floating_point():
+            t = t.float()
+        h.update(t.cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def module_sha256(modules: Mapping[str, torch.nn.Module]) -> str:
+    """Fingerprint of every parameter and buffer of several named modules (e.g. a pipeline)."""
+    tensors = {}
+    for prefix, module in modules.items():
+        for name, t in module.state_dict().items():
+            tensors[f"{prefix}.{name}"] = t
+    return tensors_sha256(tensors)
