@@ -74,8 +74,12 @@ class Backbone:
         return self.prompts.cached(prompts) if cache else self.prompts.encode(prompts)
 
     def uncond(self, batch: int = 1) -> Cond:
-        """The empty-prompt conditioning (cached: CFG needs it at every step)."""
-        return self.prompts.cached([""]).expand(batch, -1, -1)
+        """The empty-prompt conditioning, from the text encoder as it is now.
+
+        Not cached: methods that train the text encoder change it. Samplers compute it once per
+        call and pass it to :meth:`predict`.
+        """
+        return self.prompts.encode([""]).expand(batch, -1, -1)
 
     # --- prediction ----------------------------------------------------------------------
     def predict(

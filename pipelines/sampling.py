@@ -43,6 +43,8 @@ def sample_until(
     scheduler = ddim_scheduler(backbone, num_steps)
     if latents is None:
         latents = backbone.noise(cond.shape[0], generator)
+    if uncond is None and guidance not in (None, 1.0):
+        uncond = backbone.uncond(1)
     x = latents * scheduler.init_noise_sigma
     for t in scheduler.timesteps[:stop_index]:
         out = backbone.predict(x, t, cond, guidance, uncond)

@@ -1,0 +1,54 @@
+"""``erase mini-canvas train|check``: rebuild the embedded model, or measure its quality bars."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from pipelines.errors import ConfigError
+from pipelines.shipped import mini_canvas_dir
+
+logger = logging.getLogger("erase")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("mini-canvas", help="train or check the embedded mini-canvas models", description=__doc__)
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    train = verbs.add_parser("train", help="train the text-to-image model, judge and mini CLIP from scratch")
+    train.add_argument("--out", default=mini_canvas_dir(), help="folder to write (default: the package's shipped folder)")
+    train.add_argument("--budget", choices=["smoke", "cpu", "gpu"], default="cpu", help="training length (default: cpu, about an hour on 2 cores)")
+    train.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--overwrite", action="store_true", help="replace an existing folder (the shipped one included)")
+    train.set_defaults(handler=run_train)
+    check = verbs.add_parser("check", help="measure the quality bars of a built mini-canvas folder")
+    check.add_argument("--folder", default=mini_canvas_dir(), help="folder to check (default: the shipped one)")
+    check.add_argument("--seeds", type=int, default=4, help="seeds per prompt for the generated-sample bar")
+    check.add_argument("--json", default=None, metavar="FILE", help="also write the measurements to FILE")
+    check.set_defaults(handler=run_check)
+
+
+def run_train(args) -> int:
+    import torch
+
+    from .training.build import build_mini_canvas
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} asked for CUDA but none is available; use --device cpu")
+    manifest = build_mini_canvas(args.out, budget=args.budget, device=device, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
+    print(json.dumps({"out": args.out, "timings": manifest["timings"]}, indent=2))
+    return 0
+
+
+def run_check(args) -> int:
+    from pipelines.atomic import write_text
+
+    from .training.quality import measure
+
+    results = measure(args.folder, seeds=args.seeds, progress=not args.quiet)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        write_text(args.json, text + "\n")
+    return 0

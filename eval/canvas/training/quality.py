@@ -1,0 +1,110 @@
+"""Measure the shipped mini-canvas models against the quality bars the README reports.
+
+* judge on fresh renders (``diffusion-heldout`` seeds, which no model trained on);
+* the pipeline's own samples (every object x style prompt, several seeds, its default sampler
+  settings) as the judge reads them, overall and per class;
+* the mini CLIP's zero-shot accuracy on fresh renders;
+* that plain diffusers, in a process that never imports this package, draws the same images
+  as ``pipelines.load_pipeline("mini-canvas")``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from pipelines import backbone_for, load_pipeline
+from pipelines.generation import SamplerSettings, generate
+
+FRESH_PER_PAIR = 20
+
+
+def _per_class(correct: np.ndarray, labels: np.ndarray, names) -> dict[str, float]:
+    return {name: round(100 * float(correct[labels == i].mean()), 2) for i, name in enumerate(names)}
+
+
+def judge_on_renders(world, judge) -> dict:
+    first = world.seed_range("diffusion-heldout").start
+    items = [(o, s, first + k) for o in world.objects for s in world.styles for k in range(FRESH_PER_PAIR)]
+    images = world.render_batch(items)
+    obj, sty = judge.predict(list(images))
+    true_obj = np.repeat(np.arange(len(world.objects)), len(world.styles) * FRESH_PER_PAIR)
+    true_sty = np.tile(np.repeat(np.arange(len(world.styles)), FRESH_PER_PAIR), len(world.objects))
+    return {"object": round(100 * float((obj == true_obj).mean()), 2), "style": round(100 * float((sty == true_sty).mean()), 2)}
+
+
+def generated_accuracy(world, judge, pipe, settings: SamplerSettings, seeds: list[int], progress: bool = True) -> dict:
+    """Judge accuracy on the pipeline's samples of every canonical prompt at every seed."""
+    pairs = [(o, s) for o in world.objects for s in world.styles]
+    prompts = [world.prompt(o, s) for o, s in pairs for _ in seeds]
+    images = generate(backbone_for(pipe), prompts, [k for _ in pairs for k in seeds], settings, batch_size=100, progress=progress)
+    obj, sty = judge.predict(images)
+    true_obj = np.array([world.objects.index(o) for o, _ in pairs for _ in seeds])
+    true_sty = np.array([world.styles.index(s) for _, s in pairs for _ in seeds])
+    per_object = _per_class(obj == true_obj, true_obj, world.objects)
+    per_style = _per_class(sty == true_sty, true_sty, world.styles)
+    return {
+        "object": round(100 * float((obj == true_obj).mean()), 2),
+        "style": round(100 * float((sty == true_sty).mean()), 2),
+        "worst_object": min(per_object.items(), key=lambda kv: kv[1]),
+        "worst_style": min(per_style.items(), key=lambda kv: kv[1]),
+        "per_object": per_object,
+        "per_style": per_style,
+        "images": len(images),
+        "settings": settings.to_dict(),
+        "seeds": seeds,
+    }
+
+
+_PLAIN = r"""
+import sys, numpy, torch
+from diffusers import StableDiffusionPipeline
+pipe = StableDiffusionPipeline.from_pretrained(sys.argv[1], local_files_only=True)
+images = pipe(sys.argv[3], num_inference_steps=int(sys.argv[4]), guidance_scale=float(sys.argv[5]),
+              generator=torch.Generator().manual_seed(0), output_type="np").images
+assert not any(m.split(".")[0] in ("pipelines", "erase", "eval", "attacks", "demos") for m in sys.modules), "imported erase"
+numpy.save(sys.argv[2], images)
+"""
+
+
+def plain_diffusers_identical(folder: str, settings: SamplerSettings, prompt: str = "A star image in stripes style.") -> bool:
+    """Same call, same seed: plain diffusers in a clean process vs our loader, pixel for pixel."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "plain.npy")
+        subprocess.run(
+            [sys.executable, "-c", _PLAIN, folder, out, prompt, str(settings.steps), str(settings.guidance)],
+            check=True, cwd=tmp, capture_output=True,
+        )
+        plain = np.load(out)
+    import torch
+
+    pipe = load_pipeline(folder)
+    ours = pipe(prompt, num_inference_steps=settings.steps, guidance_scale=settings.guidance,
+                generator=torch.Generator().manual_seed(0), output_type="np").images
+    return bool(np.array_equal(plain, ours))
+
+
+def measure(folder: str, *, seeds: int = 4, progress: bool = True) -> dict:
+    """Every quality bar for a built mini-canvas folder (see the module docstring)."""
+    from eval.canvas import mini_canvas
+    from eval.clip import load_mini_clip, zero_shot_accuracy
+
+    world = mini_canvas()
+    with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
+    settings = SamplerSettings(**manifest["sampling"])
+    judge = world.judge(os.path.join(folder, "judge.safetensors"))
+    pipe = load_pipeline(os.path.join(folder, "pipeline"))
+    clip = load_mini_clip(os.path.join(folder, "clip"))
+    first = world.seed_range("diffusion-heldout").start
+    return {
+        "judge_on_fresh_renders": judge_on_renders(world, judge),
+        "generated": generated_accuracy(world, judge, pipe, settings, list(range(seeds)), progress),
+        "clip_zero_shot": zero_shot_accuracy(clip, world, seeds=range(first, first + FRESH_PER_PAIR)),
+        "plain_diffusers_identical": plain_diffusers_identical(os.path.join(folder, "pipeline"), settings),
+    }

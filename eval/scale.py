@@ -1,0 +1,100 @@
+"""Cost of a method at Stable Diffusion 1.5 scale: ``python -m eval.scale --method esd``.
+
+Speed and memory do not depend on weight values, so the pipeline is SD 1.5's published
+architecture with random weights (nothing is downloaded). The command runs a few training
+iterations of a registered method on the given device and prints seconds per iteration
+(median after warm-up) and peak GPU memory, to compare with the papers' figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+
+def sd15_pipeline(device: str, dtype: torch.dtype = torch.float32):
+    """SD 1.5's architecture (UNet 860 M, VAE 84 M, CLIP ViT-L/14 text encoder 123 M), random weights."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from pipelines.tokenizer import clip_tokenizer
+
+    tokenizer = clip_tokenizer()
+    with torch.device(device):
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+        vae = AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+            sample_size=512,
+            scaling_factor=0.18215,
+        )
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                max_position_embeddings=77, hidden_act="quick_gelu", vocab_size=49408,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return pipe.to(device, dtype)
+
+
+def measure(method: str, iterations: int, device: str, mixed_precision: str, options: dict) -> dict:
+    """Seconds per iteration (median over iterations after the first two) and peak memory."""
+    import erase
+    from erase.training import train
+
+    pipe = sd15_pipeline(device)
+    cls = erase.get_method(method)
+    config = cls.config_class(concepts=["Van Gogh"], steps=iterations, **options)
+    config.validate()
+    instance = cls(config)
+    times: list[float] = []
+    original_loss = instance.loss
+
+    def timed_loss(step, generator):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter())
+        return original_loss(step, generator)
+
+    instance.loss = timed_loss
+    torch.cuda.reset_peak_memory_stats() if device.startswith("cuda") else None
+    result = instance.fit(pipe, erase.RunOptions(mixed_precision=mixed_precision, progress=False))
+    per_iteration = [b - a for a, b in zip(times, times[1:])][2:] or [result.record["cost"]["train_seconds"] / iterations]
+    return {
+        "method": method,
+        "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
+        "mixed_precision": mixed_precision,
+        "iterations": iterations,
+        "seconds_per_iteration_median": round(statistics.median(per_iteration), 3),
+        "peak_gpu_mb": result.record["cost"]["peak_gpu_mb"],
+        "peak_rss_mb": result.record["cost"]["peak_rss_mb"],
+        "trained_parameters": sum(t.numel() for t in result.tensors.values()),
+        "options": options,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="esd")
+    parser.add_argument("--iterations", type=int, default=12)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON", help="method option, e.g. params=\"esd-u\"")
+    args = parser.parse_args(argv)
+    options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
+    print(json.dumps(measure(args.method, args.iterations, args.device, args.mixed_precision, options)))
+
+
+if __name__ == "__main__":
+    main()
