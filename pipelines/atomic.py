@@ -17,6 +17,17 @@ from typing import Iterator
 from .errors import EraseError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: str, directory: bool) -> None:
+    """mkdtemp/mkstemp create private (0700/0600) entries; give the result the usual umask mode."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def refuse_existing(target: str, overwrite: bool, flag: str = "--overwrite") -> None:
     """Raise a teaching error if ``target`` exists and the caller did not ask to replace it."""
     if os.path.exists(target) and not overwrite:
@@ -36,6 +47,7 @@ def atomic_folder(target: str, overwrite: bool = False) -> Iterator[str]:
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
+    _publish_mode(tmp, directory=True)
     try:
         yield tmp
     except BaseException:
@@ -59,6 +71,7 @@ def atomic_file(target: str, overwrite: bool = True) -> Iterator[str]:
     os.makedirs(os.path.dirname(target), exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.tmp-", dir=os.path.dirname(target))
     os.close(fd)
+    _publish_mode(tmp, directory=False)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -53,7 +53,7 @@ class Budget:
 
 BUDGETS = {
     "smoke": Budget(images_per_pair=2, vae_steps=4, vae_batch=8, t2i_steps=4, t2i_batch=8, judge_images_per_pair=2, judge_epochs=1, clip_steps=4),
-    "cpu": Budget(images_per_pair=200, vae_steps=1500, vae_batch=32, t2i_steps=5000, t2i_batch=64, judge_images_per_pair=60, judge_epochs=8, clip_steps=1500),
+    "cpu": Budget(images_per_pair=200, vae_steps=1500, vae_batch=32, t2i_steps=5000, t2i_batch=64, judge_images_per_pair=60, judge_epochs=8, clip_steps=2000),
     "gpu": Budget(images_per_pair=400, vae_steps=6000, vae_batch=128, t2i_steps=12000, t2i_batch=256, judge_images_per_pair=120, judge_epochs=12, clip_steps=4000),
 }
 
@@ -117,7 +117,7 @@ def build_mini_canvas(out: str, *, budget: str = "cpu", device: str = "cpu", see
 
         start = time.perf_counter()
         clip_model, reports["clip"] = train_mini_clip(world, seed=seed, steps=plan.clip_steps, device=device, progress=progress)
-        save_mini_clip(clip_model, os.path.join(tmp, "clip"))
+        save_mini_clip(clip_model, os.path.join(tmp, "clip"), reports["clip"], reports["clip"].get("model_cfg"))
         timings["clip_seconds"] = time.perf_counter() - start
 
         manifest = {

@@ -92,7 +92,8 @@ def plain_diffusers_identical(folder: str, settings: SamplerSettings, prompt: st
 def measure(folder: str, *, seeds: int = 4, progress: bool = True) -> dict:
     """Every quality bar for a built mini-canvas folder (see the module docstring)."""
     from eval.canvas import mini_canvas
-    from eval.clip import load_mini_clip, zero_shot_accuracy
+    from eval.clip import load_mini_clip
+    from eval.clip.zeroshot import render_labelled, zero_shot_accuracy
 
     world = mini_canvas()
     with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as f:
@@ -100,11 +101,14 @@ def measure(folder: str, *, seeds: int = 4, progress: bool = True) -> dict:
     settings = SamplerSettings(**manifest["sampling"])
     judge = world.judge(os.path.join(folder, "judge.safetensors"))
     pipe = load_pipeline(os.path.join(folder, "pipeline"))
-    clip = load_mini_clip(os.path.join(folder, "clip"))
+    clip, _, tokenizer = load_mini_clip(os.path.join(folder, "clip"))
     first = world.seed_range("diffusion-heldout").start
+    pairs = len(world.objects) * len(world.styles)
+    images, objects, styles = render_labelled(world, range(first, first + FRESH_PER_PAIR * pairs))
+    zero_shot = zero_shot_accuracy(clip, tokenizer, world, images, objects, styles)
     return {
         "judge_on_fresh_renders": judge_on_renders(world, judge),
         "generated": generated_accuracy(world, judge, pipe, settings, list(range(seeds)), progress),
-        "clip_zero_shot": zero_shot_accuracy(clip, world, seeds=range(first, first + FRESH_PER_PAIR)),
+        "clip_zero_shot": {"object": zero_shot["object_accuracy"], "style": zero_shot["style_accuracy"]},
         "plain_diffusers_identical": plain_diffusers_identical(os.path.join(folder, "pipeline"), settings),
     }
