@@ -21,6 +21,7 @@ from pipelines.errors import EraseError
 COMMANDS = [
     ("methods", "erase.cli.methods"),
     ("run", "erase.cli.run"),
+    ("eval", "eval.cli"),
     ("mini-canvas", "eval.canvas.cli"),
 ]
 

@@ -1,0 +1,108 @@
+"""On-disk cache of generated images, so a sweep pays for the base model's answer set once.
+
+An image is fully determined by (model weights, sampler settings, image size, prompt, seed,
+guidance) (``pipelines.generation``: one generator per seed). The cache keys a folder by the
+first four and, inside it, each image by (prompt, seed, guidance)::
+
+    $ERASE_CACHE (default ~/.cache/erase)/answers/<sha256 of model fingerprint + settings>/
+        settings.json              what the key was made of, for humans
+        <sha256 of its items>.safetensors
+                                   one generated batch: tensor "images" (N, H, W, 3) uint8, and
+                                   metadata "items" (JSON list of [prompt, seed, guidance])
+
+Per-image keys let a ``--limit`` run, a full run and a sharded run share images. Writes are
+atomic (``pipelines.atomic``); nothing is pickled. Processes sharing a cache write disjoint
+batches, so they never race on one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from pipelines.atomic import atomic_file, write_text
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "erase.answer-cache/1"
+Item = tuple[str, int, float]  # (prompt, seed, guidance)
+
+
+def default_cache_root() -> str:
+    """``$ERASE_CACHE``, else ``~/.cache/erase``."""
+    return os.environ.get("ERASE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "erase")
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+class ImageCache:
+    """The cached images of one model under one set of settings (see the module docstring)."""
+
+    def __init__(self, root: str, model_fingerprint: str, settings: dict[str, Any]) -> None:
+        key = {"format": FORMAT, "model": model_fingerprint, "settings": settings}
+        self.folder = os.path.join(root, "answers", _digest(key)[:32])
+        self.key = key
+
+    def _chunks(self) -> list[str]:
+        if not os.path.isdir(self.folder):
+            return []
+        return sorted(os.path.join(self.folder, n) for n in os.listdir(self.folder)
+                      if n.endswith(".safetensors") and not n.startswith("."))
+
+    def lookup(self, items: Sequence[Item]) -> dict[int, tuple[str, int]]:
+        """``{position in items: (chunk file, row)}`` for the items already cached."""
+        wanted = {_item_key(item): i for i, item in enumerate(items)}
+        found: dict[int, tuple[str, int]] = {}
+        for path in self._chunks():
+            try:
+                with safe_open(path, framework="pt") as f:
+                    stored = json.loads((f.metadata() or {}).get("items", "[]"))
+            except Exception:  # a damaged chunk is a miss, regenerated and rewritten
+                logger.warning("ignoring unreadable cache file %s", path)
+                continue
+            for row, item in enumerate(stored):
+                position = wanted.get(_item_key(tuple(item)))
+                if position is not None:
+                    found[position] = (path, row)
+        return found
+
+    def load(self, found: dict[int, tuple[str, int]]) -> dict[int, np.ndarray]:
+        """The images of :meth:`lookup`'s hits, ``{position: (H, W, 3) uint8}``."""
+        by_file: dict[str, list[tuple[int, int]]] = {}
+        for position, (path, row) in found.items():
+            by_file.setdefault(path, []).append((position, row))
+        images: dict[int, np.ndarray] = {}
+        for path, rows in by_file.items():
+            with safe_open(path, framework="pt") as f:
+                stored = f.get_tensor("images").numpy()
+            images.update({position: stored[row] for position, row in rows})
+        return images
+
+    def store(self, items: Sequence[Item], images: np.ndarray) -> None:
+        """Add one batch: ``images`` (N, H, W, 3) uint8 for ``items``."""
+        if not len(items):
+            return
+        os.makedirs(self.folder, exist_ok=True)
+        settings_path = os.path.join(self.folder, "settings.json")
+        if not os.path.exists(settings_path):
+            write_text(settings_path, json.dumps(self.key, indent=1) + "\n")
+        keys = [[p, int(s), float(g)] for p, s, g in items]
+        with atomic_file(os.path.join(self.folder, _digest(keys)[:32] + ".safetensors")) as tmp:
+            save_file({"images": torch.from_numpy(np.ascontiguousarray(images))}, tmp,
+                      metadata={"format": FORMAT, "items": json.dumps(keys)})
+
+
+def _item_key(item: tuple) -> str:
+    prompt, seed, guidance = item
+    return json.dumps([prompt, int(seed), float(guidance)])
