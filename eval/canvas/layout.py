@@ -21,33 +21,39 @@ from pipelines.errors import EraseError
 
 RGB = tuple[int, int, int]
 
-# Mid and dark colours: every one stands out against a pale background, so thin texture
-# features (dots, outlines) stay visible whatever colour they are drawn in.
+# Six dark and six light colours. Every colour stands out against the pale background, and a
+# foreground/texture pair is always one dark and one light colour: a texture then shows as a
+# change of brightness, which small networks (the judge, a tiny VAE) pick up far more easily
+# than a change of hue. (With pairs of equal brightness, such as magenta on orange, an early
+# judge read 6% of gradients as solid.)
 PALETTE: dict[str, RGB] = {
-    "red": (205, 40, 45),
-    "orange": (225, 110, 20),
-    "green": (40, 150, 60),
-    "teal": (0, 135, 135),
-    "blue": (40, 90, 210),
     "navy": (35, 40, 120),
-    "purple": (125, 55, 175),
-    "magenta": (200, 40, 150),
-    "brown": (125, 75, 35),
     "charcoal": (55, 55, 60),
+    "red": (190, 30, 40),
+    "purple": (110, 45, 160),
+    "brown": (120, 70, 30),
+    "forest": (25, 105, 55),
+    "orange": (240, 145, 40),
+    "lime": (120, 200, 80),
+    "sky": (100, 175, 235),
+    "pink": (240, 125, 175),
+    "aqua": (60, 190, 175),
+    "lavender": (175, 145, 235),
 }
 
-# Foreground and texture colours must differ this much (Euclidean RGB distance) so that a
-# texture never fades into its own background: with too similar a pair a gradient would look
-# solid, which is the one confusion the prototype world had.
-MIN_PAIR_DISTANCE = 110.0
 
-# Ordered pairs; the list is symmetric, so foreground and texture share one distribution and
-# the average colour of a shape does not depend on how much of it a style paints in which.
+def luma(colour: RGB) -> float:
+    """Rec. 601 brightness, 0-255."""
+    r, g, b = colour
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+MIN_LUMA_DIFFERENCE = 60.0  # between the two colours of a pair
+
+# Ordered pairs; the list is symmetric, so foreground and texture share one distribution (a
+# dark shape with light texture is as likely as the reverse).
 COLOUR_PAIRS: tuple[tuple[RGB, RGB], ...] = tuple(
-    (a, b)
-    for a in PALETTE.values()
-    for b in PALETTE.values()
-    if a != b and math.dist(a, b) >= MIN_PAIR_DISTANCE
+    (a, b) for a in PALETTE.values() for b in PALETTE.values() if abs(luma(a) - luma(b)) >= MIN_LUMA_DIFFERENCE
 )
 
 CANVAS_UNITS = 32.0  # geometry is defined on a 32-unit canvas; one unit is one pixel at size 32
@@ -92,8 +98,8 @@ def draw_layout(seed: int) -> Layout:
         raise EraseError(f"Seed {seed!r} is not a non-negative integer; pass e.g. seed=0.")
     draws = _Draws(int(seed))
     foreground, texture = COLOUR_PAIRS[draws.index(len(COLOUR_PAIRS))]
-    # Pale, slightly tinted: each channel 210-249.
-    background = tuple(249 - draws.index(40) for _ in range(3))
+    # Pale, slightly tinted: each channel 222-250, brighter than any palette colour by 55+.
+    background = tuple(250 - draws.index(29) for _ in range(3))
     radius = draws.uniform(*RADIUS_RANGE)
     aspect = draws.uniform(*ASPECT_RANGE)
     rotation = draws.uniform(*ROTATION_RANGE)

@@ -2,7 +2,7 @@
 
 A tiny latent-diffusion model sees the image through a 16x16 latent, so every feature is at
 least 3 pixels wide and the periods are 6-8 pixels. Each style has its own signature that a
-blur does not turn into another style's: none (solid), one slow vertical ramp (gradient), one
+blur does not turn into another style's: none (solid), one soft vertical ramp (gradient), one
 sharp vertical edge (split), vertical bands (stripes), horizontal chevrons (zigzag), diagonal
 alternation (checker), isolated spots (dots), a connected lattice of lines (grid), circles
 around the centre (rings), and a hollow shape (outline).
@@ -85,9 +85,15 @@ def solid(s: Surface) -> Texture:
 
 
 def gradient(s: Surface) -> Texture:
-    """Foreground at the top of the silhouette fading linearly to the texture colour at its bottom."""
+    """Foreground on the top quarter of the silhouette, fading linearly to the texture colour on
+    its bottom quarter.
+
+    Ramping over the middle half rather than the full height doubles the colour change per
+    pixel, so the fade stands out from pixel noise and from the soft edges of a blurred solid
+    shape (the one confusion the judge kept making with a full-height ramp).
+    """
     top, bottom = s.vertical_extent()
-    t = np.clip((s.y - top) / max(bottom - top, 1e-6), 0.0, 1.0)  # (H, W)
+    t = np.clip(2 * (s.y - top) / max(bottom - top, 1e-6) - 0.5, 0.0, 1.0)  # (H, W)
     return np.minimum(np.floor(t * 256), 255).astype(np.uint8), s.mask
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-MAX_NOISE = 0.04  # std of added Gaussian noise, images in [0, 1]
+MAX_NOISE = 0.02  # std of added Gaussian noise, images in [0, 1]; more drowns the gradient style
 GAIN_RANGE = 0.10  # per-channel colour gain in 1 +- this
 MAX_SHIFT = 0.06  # brightness offset in +- this
-BLUR_SIGMA = 0.9  # pixels; the blurred copy is blended in at a random strength
+BLUR_SIGMA = 0.9  # pixels, for the Gaussian kind of softness
 
 
 def _gaussian_kernel(sigma: float, channels: int) -> torch.Tensor:
@@ -47,8 +47,10 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     def uniform(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=generator).to(images)
 
-    blur = uniform(n, 1, 1, 1)  # blend weight of the blurred copy
-    images = images + blur * (soften(images) - images)
+    # Half the batch is softened like a Gaussian blur, half like a 2x VAE, each at a random strength.
+    use_vae = uniform(n, 1, 1, 1) < 0.5  # (N, 1, 1, 1)
+    softened = torch.where(use_vae, vae_like(images), soften(images))  # (N, 3, H, W)
+    images = images + uniform(n, 1, 1, 1) * (softened - images)
     gain = 1 + GAIN_RANGE * (2 * uniform(n, 3, 1, 1) - 1)  # (N, 3, 1, 1)
     shift = MAX_SHIFT * (2 * uniform(n, 1, 1, 1) - 1)  # (N, 1, 1, 1)
     images = images * gain + shift
