@@ -61,7 +61,7 @@ RADIUS_RANGE = (9.0, 12.5)  # half-extent of the silhouette, units (shapes span 
 ASPECT_RANGE = (0.87, 1.15)  # width/height stretch, area-preserving
 ROTATION_RANGE = (-10.0, 10.0)  # degrees; small, so that "diamond" never turns into "square"
 MARGIN = 1.0  # units of background kept between the silhouette and the canvas edge
-PHASE_RANGE = 24.0  # texture offset, units; a common multiple of every texture period
+PHASE_RANGE = 120.0  # texture offset, units; a multiple of every texture period (6, 8, 10, 12)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from eval.canvas import world
 from eval.canvas.spec import CANONICAL_TEMPLATE, CanvasSpec
-from pipelines.errors import EraseError
+from pipelines.shipped import mini_canvas_file
 
 if TYPE_CHECKING:
     from eval.judges.canvas_judge import CanvasJudge
@@ -78,12 +78,8 @@ class MiniCanvas(CanvasSpec):
 
 
 def _shipped_judge_path() -> Path:
-    """Where the package keeps the trained judge (located by ``pipelines``, which owns the assets)."""
-    try:
-        from pipelines.assets import mini_canvas_file
-    except ImportError:
-        raise EraseError("The mini-canvas judge weights are not trained yet: run `erase mini-canvas train`, "
-                         "or pass the path of a judge .safetensors file.") from None
+    """The judge shipped with the package; ``pipelines`` owns the shipped files and raises a
+    clear error (naming `erase mini-canvas train`) while they are not trained yet."""
     return Path(mini_canvas_file("judge.safetensors"))
 
 

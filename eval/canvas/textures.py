@@ -1,7 +1,7 @@
 """The styles of the mini-canvas world: textures that survive a 32x32 image and a 2x VAE.
 
 A tiny latent-diffusion model sees the image through a 16x16 latent, so every feature is at
-least 3 pixels wide and the periods are 6-8 pixels. Each style has its own signature that a
+least 2-3 pixels wide and the periods are 6-10 pixels. Each style has its own signature that a
 blur does not turn into another style's: none (solid), one soft vertical ramp (gradient), one
 sharp vertical edge (split), vertical bands (stripes), horizontal chevrons (zigzag), diagonal
 alternation (checker), isolated spots (dots), a connected lattice of lines (grid), circles

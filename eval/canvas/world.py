@@ -11,16 +11,16 @@ averaged (an exact box filter in integers), which anti-aliases every edge.
 Seed scheme: every use of renders draws its seeds from its own block, so that the judge is
 never tested on images it trained on and the diffusion model never trains on the judge's test
 images. Blocks are 1,000,000 seeds wide; take seeds from the start of a block, e.g.
-``seed_range("judge-train")[:200]``.
+``seed_range("judge-train")[:25_000]``.
 
     judge-train         0 ..   999,999   the judge's training renders
-    judge-heldout       1,000,000 ..   the judge's accuracy on fresh renders
-    diffusion-train     2,000,000 ..   the diffusion model's training images
-    diffusion-heldout   3,000,000 ..   reference renders for the diffusion model (FID etc.)
+    judge-heldout       1,000,000 ..     the judge's accuracy on fresh renders
+    diffusion-train     2,000,000 ..     the diffusion model's training images
+    diffusion-heldout   3,000,000 ..     reference renders for the diffusion model (FID etc.)
 
-Because the layout depends on the seed alone, seed s shows every (object, style) pair with the
-same colours and placement: within any set of seeds, colour and placement are exactly balanced
-across classes.
+The layout depends on the seed alone, so one seed shows every (object, style) pair in the same
+colours and placement. Give each training image its own seed to see many layouts (the judge
+does); reuse seeds across pairs where classes must be compared on exactly equal terms.
 """
 
 from __future__ import annotations

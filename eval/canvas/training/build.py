@@ -53,8 +53,8 @@ class Budget:
 
 BUDGETS = {
     "smoke": Budget(images_per_pair=2, vae_steps=4, vae_batch=8, t2i_steps=4, t2i_batch=8, judge_images_per_pair=2, judge_epochs=1, clip_steps=4),
-    "cpu": Budget(images_per_pair=200, vae_steps=1500, vae_batch=32, t2i_steps=5000, t2i_batch=64, judge_images_per_pair=60, judge_epochs=8, clip_steps=2000),
-    "gpu": Budget(images_per_pair=400, vae_steps=6000, vae_batch=128, t2i_steps=12000, t2i_batch=256, judge_images_per_pair=120, judge_epochs=12, clip_steps=4000),
+    "cpu": Budget(images_per_pair=200, vae_steps=1500, vae_batch=32, t2i_steps=5000, t2i_batch=64, judge_images_per_pair=300, judge_epochs=2, clip_steps=2000),
+    "gpu": Budget(images_per_pair=400, vae_steps=6000, vae_batch=128, t2i_steps=12000, t2i_batch=256, judge_images_per_pair=600, judge_epochs=3, clip_steps=4000),
 }
 
 
