@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from pipelines.atomic import atomic_folder
 from pipelines.errors import ConfigError, TrainingDiverged
+from pipelines.weights import save_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class Checkpointer:
         meta = {"step": step, "fingerprint": self.fingerprint, "param_groups": opt["param_groups"], "scalars": scalars, "losses": losses}
         os.makedirs(self.folder, exist_ok=True)
         with atomic_folder(self._state, overwrite=True) as tmp:
-            save_file(tensors, os.path.join(tmp, "state.safetensors"))
+            save_safetensors(tensors, os.path.join(tmp, "state.safetensors"))
             with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
                 json.dump(meta, f)
 

@@ -51,7 +51,6 @@ def sd15_pipeline(device: str, dtype: torch.dtype = torch.float32):
 def measure(method: str, iterations: int, device: str, mixed_precision: str, options: dict) -> dict:
     """Seconds per iteration (median over iterations after the first two) and peak memory."""
     import erase
-    from erase.training import train
 
     pipe = sd15_pipeline(device)
     cls = erase.get_method(method)

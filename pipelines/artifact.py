@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .atomic import atomic_folder
 from .backbone import backbone_for
 from .errors import BaseMismatchError, EraseError
 from .fingerprint import tensors_sha256
 from .params import resolve_tensors
+from .weights import save_safetensors
 
 SCHEMA = 1
 TENSORS_FILE = "erasure.safetensors"
@@ -188,8 +189,7 @@ class ErasureResult:
         if pipeline and base is None:
             raise EraseError("exporting the full pipeline needs the base pipeline: pass base=pipe, or pipeline=False")
         with atomic_folder(folder, overwrite=overwrite) as tmp:
-            tensors = {n: t.detach().cpu().contiguous() for n, t in self.tensors.items()}
-            save_file(tensors, os.path.join(tmp, TENSORS_FILE), metadata={"format": "erase-delta", "schema": str(SCHEMA)})
+            save_safetensors(self.tensors, os.path.join(tmp, TENSORS_FILE), metadata={"format": "erase-delta", "schema": str(SCHEMA)})
             with open(os.path.join(tmp, RECORD_FILE), "w", encoding="utf-8") as f:
                 json.dump(self.record, f, indent=2, sort_keys=False)
                 f.write("\n")

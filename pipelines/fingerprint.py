@@ -34,3 +34,12 @@ def module_sha256(modules: Mapping[str, torch.nn.Module]) -> str:
         for name, t in module.state_dict().items():
             tensors[f"{prefix}.{name}"] = t
     return tensors_sha256(tensors)
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file, read in chunks (weights files are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

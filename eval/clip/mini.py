@@ -27,7 +27,7 @@ from typing import Any, Callable
 import open_clip
 import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
-from safetensors.torch import save_file
+from pipelines.weights import save_safetensors
 
 from pipelines.atomic import atomic_folder
 from pipelines.errors import EraseError
@@ -115,7 +115,7 @@ def save_mini_clip(model: open_clip.CLIP, folder: str | Path, record: dict[str, 
         "mini_canvas": {"format": FORMAT, "backbone": BACKBONE, **record},
     }
     with atomic_folder(str(folder), overwrite=overwrite) as tmp:
-        save_file(tensors, os.path.join(tmp, WEIGHTS_FILE), metadata={"format": FORMAT})
+        save_safetensors(tensors, os.path.join(tmp, WEIGHTS_FILE), metadata={"format": FORMAT})
         with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=1)
     logger.info("Saved the mini-canvas CLIP to %s", folder)

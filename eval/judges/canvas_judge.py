@@ -25,13 +25,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from safetensors import safe_open
-from safetensors.torch import save
 from torch import nn
 from tqdm.auto import tqdm
 
 from eval.canvas.spec import CanvasSpec
 from eval.judges.augment import augment, vae_like
-from pipelines.atomic import atomic_file
+from pipelines.weights import save_safetensors
 from pipelines.errors import EraseError
 
 if TYPE_CHECKING:
@@ -176,10 +175,7 @@ class CanvasJudge:
             "styles": json.dumps(self.styles),
             "report": json.dumps(self.report),
         }
-        # A reader never sees half a file. The bytes are written into the temporary file that
-        # atomic_file prepared because safetensors' save_file would recreate it as 0600.
-        with atomic_file(str(path)) as temporary, open(temporary, "wb") as file:
-            file.write(save(tensors, metadata=metadata))
+        save_safetensors(tensors, str(path), metadata=metadata)
         return path
 
     @classmethod

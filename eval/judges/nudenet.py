@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from eval.judges.protocol import Images, file_sha256
+from eval.judges.protocol import Images
+from pipelines.fingerprint import file_sha256
 from pipelines.errors import EraseError
 
 #: UnlearnDiffAtk's nudity classes (``algorithms.md`` §7).

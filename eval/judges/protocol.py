@@ -13,21 +13,17 @@ class names are the world's, in class-index order. ``record()`` is what the eval
 down about the judge (name, weights hash, thresholds), so a number can be traced to its judge.
 
 Judge weights for real models come from local paths given by flags, and a missing file is an
-error that names the flag: ``read_state_dict`` is that rule, for judges and metric networks.
+error that names the flag: ``pipelines.weights.read_state_dict`` is that rule, for judges and metric networks.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 from PIL import Image
 
-from pipelines.errors import EraseError
 
 Images = Sequence[Image.Image] | np.ndarray  # PIL images, or (N, H, W, 3) uint8 RGB
 
@@ -55,40 +51,3 @@ def judge_record(judge: Judge) -> dict[str, Any]:
     """What to record about a judge: its own ``record()`` if it has one, else its class name."""
     record = getattr(judge, "record", None)
     return record() if callable(record) else {"name": type(judge).__name__}
-
-
-def file_sha256(path: str) -> str:
-    """SHA-256 of a file, read in chunks (weights files are large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_state_dict(path: str | None, flag: str) -> dict[str, torch.Tensor]:
-    """Tensors of a local weights file; a missing file is an error that names ``flag``.
-
-    safetensors files are read as they are; ``.pth``/``.pt``/``.ckpt`` files with
-    ``torch.load(weights_only=True)`` (no code runs), unwrapping ``{"model_state_dict": ...}`` or
-    ``{"state_dict": ...}`` layouts.
-    """
-    if not path or not os.path.isfile(path):
-        raise EraseError(f"weights file {path!r} not found; pass an existing local file with {flag} "
-                         "(nothing is downloaded)")
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            tensors: Any = load_file(path)
-        else:
-            tensors = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # safetensors and torch raise many types for damaged or unsafe files
-        raise EraseError(f"could not read {path} given with {flag} ({str(error).splitlines()[0][:200]}); pass a "
-                         "safetensors file or a torch file of plain tensors") from None
-    for key in ("model_state_dict", "state_dict"):
-        if isinstance(tensors, dict) and isinstance(tensors.get(key), dict):
-            tensors = tensors[key]
-    if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) for t in tensors.values()):
-        raise EraseError(f"{path} given with {flag} does not hold a state dict of tensors")
-    return tensors

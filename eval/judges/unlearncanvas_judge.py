@@ -23,7 +23,9 @@ from PIL import Image
 
 from eval.canvas.spec import CanvasSpec
 from eval.canvas.unlearncanvas import CLASSIFIER_ARCH
-from eval.judges.protocol import Images, file_sha256, read_state_dict
+from eval.judges.protocol import Images
+from pipelines.fingerprint import file_sha256
+from pipelines.weights import read_state_dict
 from pipelines.errors import EraseError
 
 STYLE_FLAG = "--style-classifier"

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from pipelines.weights import save_safetensors
 
-from pipelines.atomic import atomic_file, write_text
+from pipelines.atomic import write_text
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +98,9 @@ class ImageCache:
         if not os.path.exists(settings_path):
             write_text(settings_path, json.dumps(self.key, indent=1) + "\n")
         keys = [[p, int(s), float(g)] for p, s, g in items]
-        with atomic_file(os.path.join(self.folder, _digest(keys)[:32] + ".safetensors")) as tmp:
-            save_file({"images": torch.from_numpy(np.ascontiguousarray(images))}, tmp,
-                      metadata={"format": FORMAT, "items": json.dumps(keys)})
+        save_safetensors({"images": torch.from_numpy(np.ascontiguousarray(images))},
+                         os.path.join(self.folder, _digest(keys)[:32] + ".safetensors"),
+                         metadata={"format": FORMAT, "items": json.dumps(keys)})
 
 
 def _item_key(item: tuple) -> str:

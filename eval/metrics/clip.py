@@ -32,7 +32,7 @@ from PIL import Image
 from torch import nn
 from torchmetrics.multimodal import CLIPScore
 
-from eval.judges.protocol import file_sha256
+from pipelines.fingerprint import file_sha256
 from pipelines.errors import EraseError
 
 

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from eval.judges.protocol import file_sha256, read_state_dict
+from pipelines.fingerprint import file_sha256
+from pipelines.weights import read_state_dict
 from pipelines.errors import EraseError
 
 STANDARD_INCEPTION_SHA256_PREFIX = "6726825d"  # pt_inception-2015-12-05-6726825d.pth, the TF-FID port

@@ -35,7 +35,7 @@ def _shipped(name: str, flag: str) -> str:
 def mini_canvas_judge(world: CanvasSpec, path: str | None) -> tuple[Any, dict[str, Any]]:
     """The mini-canvas judge (``path`` or the shipped one) and what to record about it."""
     from eval.judges.canvas_judge import CanvasJudge
-    from eval.judges.protocol import file_sha256
+    from pipelines.fingerprint import file_sha256
 
     path = path or _shipped("judge.safetensors", "--judge FILE")
     judge = CanvasJudge.load(path, spec=world)

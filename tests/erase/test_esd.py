@@ -5,7 +5,7 @@ from erase import ESDConfig, erase
 from erase.esd import ESD
 from pipelines import backbone_for
 from pipelines.errors import ConfigError
-from pipelines.params import select_parameters, swapped
+from pipelines.params import select_parameters
 
 
 def run(pipe, **overrides):

@@ -6,7 +6,6 @@ import json
 import math
 import re
 
-import numpy as np
 import open_clip
 import pytest
 import torch
