@@ -57,6 +57,8 @@ class ErasureMethod(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     config_class: ClassVar[type[MethodConfig]]
+    #: Bumped whenever the method's algorithm changes what it learns: benchmarks redo its cells.
+    version: ClassVar[str] = "1"
 
     def __init__(self, config: MethodConfig) -> None:
         if not isinstance(config, self.config_class):

@@ -22,6 +22,7 @@ COMMANDS = [
     ("methods", "erase.cli.methods"),
     ("run", "erase.cli.run"),
     ("eval", "eval.cli"),
+    ("bench", "eval.bench.cli"),
     ("mini-canvas", "eval.canvas.cli"),
 ]
 
