@@ -198,12 +198,21 @@ class ErasureResult:
             with open(os.path.join(tmp, CARD_FILE), "w", encoding="utf-8") as f:
                 f.write(model_card(self))
             if pipeline:
-                with self.applied(base):
+                with self._erased_view(base):
                     os.makedirs(os.path.join(tmp, PIPELINE_DIR))
                     save_pipeline_folder(base, os.path.join(tmp, PIPELINE_DIR))
                     if self.components == {"text_encoder"}:
                         base.text_encoder.save_pretrained(os.path.join(tmp, TEXT_ENCODER_DIR), safe_serialization=True)
         return folder
+
+    @contextmanager
+    def _erased_view(self, pipe: Any) -> Iterator[Any]:
+        """``pipe`` holding the erased tensors: as it is if already applied, else temporarily."""
+        if tensors_sha256(self._live(pipe)) == tensors_sha256(self.tensors):
+            yield pipe
+        else:
+            with self.applied(pipe):
+                yield pipe
 
     @classmethod
     def load(cls, folder: str) -> "ErasureResult":

@@ -104,3 +104,12 @@ def test_corrupt_artifact_is_a_clear_error(tiny_pipe, tmp_path):
         f.truncate(10)
     with pytest.raises(EraseError, match="not a readable safetensors"):
         ErasureResult.load(folder)
+
+
+def test_save_after_apply_exports_the_erased_pipeline(tiny_pipe, tmp_path):
+    result = make_result(tiny_pipe)
+    result.apply_(tiny_pipe)  # the README's order: apply, then save
+    folder = str(tmp_path / "a")
+    result.save(folder)
+    plain = StableDiffusionPipeline.from_pretrained(os.path.join(folder, "pipeline"), local_files_only=True)
+    assert (images(plain) == images(tiny_pipe)).all()
