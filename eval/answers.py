@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,12 +24,11 @@ from eval.canvas import mini_canvas
 from eval.canvas import unlearncanvas as uc
 from eval.canvas.spec import CanvasSpec
 from eval.metrics.accuracy import Axes
-from eval.metrics.cache import ImageCache
 from eval.metrics.sharding import is_main_process, my_share
 from pipelines.backbone import Backbone
 from pipelines.errors import EraseError
-from pipelines.fingerprint import module_sha256
-from pipelines.generation import SamplerSettings, generate
+from pipelines.cache import ImageCache, generate_cached
+from pipelines.generation import SamplerSettings
 from pipelines.shipped import mini_canvas_dir
 
 logger = logging.getLogger(__name__)
@@ -198,29 +197,6 @@ def csv_answer_set(path: str, default_guidance: float) -> AnswerSet:
     return AnswerSet(tuple(prompts), tuple(seeds), tuple(guidance), none, none.copy())
 
 
-def model_fingerprint(backbone: Backbone) -> str:
-    """SHA-256 of the UNet, text encoder and VAE weights as they are now.
-
-    Computed afresh for each cache (once per evaluated model), never memoised: weights can be
-    changed in place (``ErasureResult.applied``), and a stale key would serve the wrong images.
-    """
-    return module_sha256({"unet": backbone.unet, "text_encoder": backbone.text_encoder, "vae": backbone.vae})
-
-
-def image_cache(root: str, backbone: Backbone, sampler: SamplerSettings) -> ImageCache:
-    """The cache of one model under one sampler (guidance is per item, so not part of the key)."""
-    import diffusers
-    import torch
-
-    settings = {
-        "sampler": {k: v for k, v in sampler.to_dict().items() if k != "guidance"},
-        "size": backbone.resolution,
-        "scheduler": json.loads(json.dumps(dict(backbone.pipe.scheduler.config), default=str)),
-        "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__},
-    }
-    return ImageCache(root, model_fingerprint(backbone), settings)
-
-
 def answer_batches(backbone: Backbone, answers: AnswerSet, sampler: SamplerSettings, *, batch_size: int = 100,
                    cache: ImageCache | None = None, progress: bool = True,
                    desc: str = "answers") -> Iterator[tuple[list[int], np.ndarray]]:
@@ -230,23 +206,13 @@ def answer_batches(backbone: Backbone, answers: AnswerSet, sampler: SamplerSetti
     """
     share = my_share(range(len(answers)))
     items = answers.items()
-    found = cache.lookup([items[p] for p in share]) if cache is not None else {}
-    hits = {share[i]: where for i, where in found.items()}
     if cache is not None:
-        logger.info("%s: %d of %d images from the cache %s", desc, len(hits), len(share), cache.folder)
+        hits = len(cache.lookup([items[p] for p in share]))
+        logger.info("%s: %d of %d images from the cache %s", desc, hits, len(share), cache.folder)
     bar = tqdm(total=len(share), desc=desc, unit="img", disable=not (progress and is_main_process()))
     for start in range(0, len(share), batch_size):
         batch = share[start:start + batch_size]
-        images = cache.load({p: hits[p] for p in batch if p in hits}) if cache is not None else {}
-        missing = [p for p in batch if p not in images]
-        for g in sorted({answers.guidance[p] for p in missing}):
-            group = [p for p in missing if answers.guidance[p] == g]
-            drawn = generate(backbone, [answers.prompts[p] for p in group], [answers.seeds[p] for p in group],
-                             replace(sampler, guidance=g), batch_size=len(group))
-            arrays = np.stack([np.asarray(image.convert("RGB")) for image in drawn])  # (b, H, W, 3)
-            images.update(zip(group, arrays))
-            if cache is not None:
-                cache.store([items[p] for p in group], arrays)
+        images = generate_cached(backbone, [items[p] for p in batch], sampler, cache, batch_size=len(batch))
         bar.update(len(batch))
-        yield list(batch), np.stack([images[p] for p in batch])
+        yield list(batch), images
     bar.close()

@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from eval.answers import AnswerSet, answer_batches, image_cache
+from eval.answers import AnswerSet, answer_batches
+from pipelines.cache import image_cache
 from eval.judges.protocol import Judge, judge_record
 from eval.metrics import accuracy
 from eval.metrics.clip import ClipScorer

@@ -128,7 +128,7 @@ def prepare(args: argparse.Namespace, metrics: tuple[str, ...], default_base: st
     base = _load(base_name, device) if base_name else None
     cache_root = None
     if not args.no_cache:
-        from eval.metrics.cache import default_cache_root
+        from pipelines.cache import default_cache_root
 
         cache_root = args.cache_dir or default_cache_root()
     plan = Plan(target=target, kind=kind, answers=answers, sampler=sampler, metrics=metrics, axes=axes,

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import eval.answers as answers_module
-from eval.answers import (AnswerSet, answer_batches, canvas_answer_set, csv_answer_set, image_cache, limit_answers,
+import pipelines.cache as cache_module
+from pipelines.cache import image_cache
+from eval.answers import (AnswerSet, answer_batches, canvas_answer_set, csv_answer_set, limit_answers,
                           mini_canvas_benchmark, mini_canvas_sampling, parse_seeds, unlearncanvas_benchmark)
 from pipelines import backbone_for
 from pipelines.errors import EraseError
@@ -89,7 +91,7 @@ def _count_generate(monkeypatch):
         calls.append(len(args[1]))
         return generate(*args, **kwargs)
 
-    monkeypatch.setattr(answers_module, "generate", counting)
+    monkeypatch.setattr(cache_module, "generate", counting)
     return calls
 
 

@@ -1,4 +1,6 @@
-"""On-disk cache of generated images, so a sweep pays for the base model's answer set once.
+"""On-disk cache of generated images: a sweep pays for a base model's images once.
+
+Used by answer sets (``erase eval``), attack targets and methods' generated forget/retain sets.
 
 An image is fully determined by (model weights, sampler settings, image size, prompt, seed,
 guidance) (``pipelines.generation``: one generator per seed). The cache keys a folder by the
@@ -22,14 +24,18 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors import safe_open
-from pipelines.weights import save_safetensors
 
-from pipelines.atomic import write_text
+from .atomic import write_text
+from .backbone import Backbone
+from .fingerprint import module_sha256
+from .generation import SamplerSettings, generate
+from .weights import save_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +112,45 @@ class ImageCache:
 def _item_key(item: tuple) -> str:
     prompt, seed, guidance = item
     return json.dumps([prompt, int(seed), float(guidance)])
+
+
+def model_fingerprint(backbone: Backbone) -> str:
+    """SHA-256 of the UNet, text encoder and VAE weights as they are now.
+
+    Computed afresh for each cache, never memoised: weights can be changed in place
+    (``ErasureResult.applied``), and a stale key would serve the wrong images.
+    """
+    return module_sha256({"unet": backbone.unet, "text_encoder": backbone.text_encoder, "vae": backbone.vae})
+
+
+def image_cache(root: str, backbone: Backbone, sampler: SamplerSettings) -> ImageCache:
+    """The cache of one model under one sampler (guidance is per item, so not part of the key)."""
+    import diffusers
+
+    settings = {
+        "sampler": {k: v for k, v in sampler.to_dict().items() if k != "guidance"},
+        "size": backbone.resolution,
+        "scheduler": json.loads(json.dumps(dict(backbone.pipe.scheduler.config), default=str)),
+        "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__},
+    }
+    return ImageCache(root, model_fingerprint(backbone), settings)
+
+
+def generate_cached(backbone: Backbone, items: Sequence[Item], sampler: SamplerSettings,
+                    cache: ImageCache | None = None, batch_size: int = 100) -> np.ndarray:
+    """Images ``(N, H, W, 3)`` uint8 for ``(prompt, seed, guidance)`` items: cached ones are read,
+    the rest generated (grouped by guidance) and stored."""
+    found = cache.lookup(items) if cache is not None else {}
+    images = cache.load(found) if cache is not None else {}
+    missing = [i for i in range(len(items)) if i not in images]
+    for g in sorted({items[i][2] for i in missing}):
+        group = [i for i in missing if items[i][2] == g]
+        for start in range(0, len(group), batch_size):
+            chunk = group[start:start + batch_size]
+            drawn = generate(backbone, [items[i][0] for i in chunk], [items[i][1] for i in chunk],
+                             replace(sampler, guidance=g), batch_size=len(chunk))
+            arrays = np.stack([np.asarray(image.convert("RGB")) for image in drawn])  # (b, H, W, 3)
+            images.update(zip(chunk, arrays))
+            if cache is not None:
+                cache.store([items[i] for i in chunk], arrays)
+    return np.stack([images[i] for i in range(len(items))]) if items else np.zeros((0, 0, 0, 3), np.uint8)
