@@ -1,0 +1,124 @@
+"""What methods train on: forget and retain image sets, from the world, a folder, or the model.
+
+* **mini-canvas**: renders of the world are its "real images" (as UnlearnCanvas's dataset is for
+  its model). The forget set is every render that shows the target (all objects in a target
+  style, or a target object in all styles); the retain set is renders of the other pairs, whose
+  prompts never mention the target under any of its names.
+* **real models**: a folder of images with captions (``--images DIR``), or prompts that the base
+  model turns into images (cached by model fingerprint, prompts, seeds and sampler, so a second
+  run pays nothing).
+
+Every set records where it came from (``source``), which goes into the artifact's record.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pipelines.backbone import Backbone
+from pipelines.cache import generate_cached, image_cache
+from pipelines.errors import EraseError
+from pipelines.generation import SamplerSettings
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray  # (N, H, W, 3) uint8
+    prompts: list[str]
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def tensor(self) -> torch.Tensor:
+        """``(N, 3, H, W)`` float in [0, 1]."""
+        return torch.from_numpy(self.images).permute(0, 3, 1, 2).float() / 255.0
+
+
+def canvas_sets(spec, concept: str, per_pair: int, seed_purpose: str = "diffusion-train") -> tuple[ImageSet, ImageSet]:
+    """``(forget, retain)`` renders for a mini-canvas concept, ``per_pair`` images per pair.
+
+    Seeds are the first ``per_pair`` of the purpose's block, the same for every pair (so colour
+    and placement are balanced across classes); prompts are the canonical captions.
+    """
+    target = spec.canonical(concept)
+    first = spec.seed_range(seed_purpose).start
+    pairs = [(o, s) for o in spec.objects for s in spec.styles]
+    forget_pairs = [(o, s) for o, s in pairs if target in (o, s)]
+    retain_pairs = [(o, s) for o, s in pairs if target not in (o, s)]
+
+    def render(chosen: list[tuple[str, str]]) -> ImageSet:
+        items = [(o, s, first + k) for o, s in chosen for k in range(per_pair)]
+        prompts = [spec.prompt(o, s) for o, s, _ in items]
+        source = {"kind": "renders", "world": spec.name, "seeds": [first, first + per_pair], "pairs": len(chosen)}
+        return ImageSet(spec.render_batch(items), prompts, source)
+
+    forget, retain = render(forget_pairs), render(retain_pairs)
+    leaked = [p for p in retain.prompts if spec.mentions(p, target)]
+    if leaked:  # the world's names are disjoint, so this would be a bug in the spec
+        raise EraseError(f"retain prompts mention {target!r}: {leaked[:3]}; fix the world's synonyms")
+    return forget, retain
+
+
+def folder_set(folder: str, size: int, flag: str = "--images") -> ImageSet:
+    """Images of a folder with their captions, resized to ``size``.
+
+    Captions come from ``captions.csv`` (columns ``file,caption``) or, per image, a ``.txt`` file
+    of the same name; an image without a caption is an error naming it.
+    """
+    if not os.path.isdir(folder):
+        raise EraseError(f"{flag} {folder!r} is not a folder; pass a folder of images with captions")
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
+    if not files:
+        raise EraseError(f"{flag} {folder!r} has no images ({', '.join(IMAGE_SUFFIXES)}); add a few images of the concept")
+    captions: dict[str, str] = {}
+    table = os.path.join(folder, "captions.csv")
+    if os.path.exists(table):
+        try:
+            with open(table, newline="", encoding="utf-8") as f:
+                captions = {row["file"]: row["caption"] for row in csv.DictReader(f)}
+        except (KeyError, csv.Error, UnicodeDecodeError) as e:
+            raise EraseError(f"{table} must be a CSV with columns file,caption ({e})") from None
+    images, prompts = [], []
+    for name in files:
+        caption = captions.get(name)
+        sidecar = os.path.join(folder, os.path.splitext(name)[0] + ".txt")
+        if caption is None and os.path.exists(sidecar):
+            with open(sidecar, encoding="utf-8") as f:
+                caption = f.read().strip()
+        if not caption:
+            raise EraseError(f"image {name} in {folder} has no caption: add {os.path.splitext(name)[0]}.txt or a captions.csv row")
+        try:
+            image = Image.open(os.path.join(folder, name)).convert("RGB").resize((size, size), Image.BICUBIC)
+        except OSError as e:
+            raise EraseError(f"cannot read image {name} in {folder} ({e}); remove or replace it") from None
+        images.append(np.asarray(image))
+        prompts.append(caption)
+    return ImageSet(np.stack(images), prompts, {"kind": "folder", "path": os.path.abspath(folder), "files": files})
+
+
+def generated_set(backbone: Backbone, prompts: Sequence[str], seeds: Sequence[int], sampler: SamplerSettings,
+                  cache_root: str | None) -> ImageSet:
+    """The model's own images of ``prompts`` (one seed each), through the on-disk cache."""
+    items = [(p, int(s), float(sampler.guidance)) for p, s in zip(prompts, seeds)]
+    cache = image_cache(cache_root, backbone, sampler) if cache_root else None
+    images = generate_cached(backbone, items, sampler, cache)
+    return ImageSet(images, list(prompts), {"kind": "generated", "sampler": sampler.to_dict(), "seeds": [int(s) for s in seeds]})
+
+
+@torch.no_grad()
+def encode_latents(backbone: Backbone, images: ImageSet, batch_size: int = 64) -> torch.Tensor:
+    """VAE posterior means times the scaling factor, ``(N, C, h, w)``, on the model's device."""
+    pixels = images.tensor()
+    if pixels.shape[-1] != backbone.resolution:
+        pixels = torch.nn.functional.interpolate(pixels, size=backbone.resolution, mode="bicubic", antialias=True).clamp(0, 1)
+    return torch.cat([backbone.encode_images(pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)])

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from erase.data import canvas_sets, encode_latents, folder_set
+from eval.canvas import mini_canvas
+from pipelines import backbone_for
+from pipelines.errors import EraseError
+
+
+def test_canvas_sets_split_on_the_target():
+    spec = mini_canvas()
+    forget, retain = canvas_sets(spec, "striped", per_pair=2)  # any name of the concept
+    assert len(forget) == 2 * len(spec.objects) and len(retain) == 2 * len(spec.objects) * (len(spec.styles) - 1)
+    assert all("stripes" in p for p in forget.prompts)
+    assert not any(spec.mentions(p, "stripes") for p in retain.prompts)
+    assert forget.images.shape[1:] == (32, 32, 3) and forget.images.dtype == np.uint8
+    objects_forget, _ = canvas_sets(spec, "star", per_pair=1)
+    assert len(objects_forget) == len(spec.styles)
+
+
+def test_folder_set_reads_captions_and_refuses_bad_folders(tmp_path):
+    with pytest.raises(EraseError, match="has no images"):
+        folder_set(str(tmp_path), 16)
+    Image.new("RGB", (20, 20), "red").save(tmp_path / "a.png")
+    with pytest.raises(EraseError, match="no caption"):
+        folder_set(str(tmp_path), 16)
+    (tmp_path / "a.txt").write_text("a red square")
+    images = folder_set(str(tmp_path), 16)
+    assert images.prompts == ["a red square"] and images.images.shape == (1, 16, 16, 3)
+
+
+def test_latents_have_the_model_shape(tiny_pipe):
+    bb = backbone_for(tiny_pipe)
+    forget, _ = canvas_sets(mini_canvas(), "dots", per_pair=1)
+    z = encode_latents(bb, forget)
+    assert z.shape == (len(forget), *bb.latent_shape(1)[1:])
