@@ -6,7 +6,7 @@ import os
 import pytest
 
 import erase.cli
-import eval.answers as answers_module
+import pipelines.cache as cache_module
 from pipelines.generation import generate
 
 EVAL_KEYS = {"schema", "target", "kind", "metrics", "ci", "per_class", "settings", "cost", "base"}
@@ -51,7 +51,7 @@ def common(files, out, *extra):
 
 def test_eval_end_to_end_writes_a_record_a_table_and_a_grid(capsys, world_files, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(answers_module, "generate", lambda *a, **k: calls.append(len(a[1])) or generate(*a, **k))
+    monkeypatch.setattr(cache_module, "generate", lambda *a, **k: calls.append(len(a[1])) or generate(*a, **k))
     monkeypatch.setenv("ERASE_CACHE", str(tmp_path / "cache"))
     before = sorted(os.listdir(world_files["artifact"]))
     code, _, err = cli(capsys, *common(world_files, tmp_path / "out"))
