@@ -69,17 +69,31 @@ def canvas_sets(spec, concept: str, per_pair: int, seed_purpose: str = "diffusio
     return forget, retain
 
 
+def image_files(folder: str, flag: str = "--images") -> list[str]:
+    """The image files of ``folder``, sorted; one clear error if it is no folder or holds none."""
+    if not os.path.isdir(folder):
+        raise EraseError(f"{flag} {folder!r} is not a folder; pass an existing folder of images")
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
+    if not files:
+        raise EraseError(f"{flag} {folder!r} has no images ({', '.join(IMAGE_SUFFIXES)}); add a few images of the concept")
+    return files
+
+
+def read_image(folder: str, name: str, size: int) -> np.ndarray:
+    """``(size, size, 3)`` uint8: one image of ``folder``, resized (bicubic, no crop)."""
+    try:
+        return np.asarray(Image.open(os.path.join(folder, name)).convert("RGB").resize((size, size), Image.BICUBIC))
+    except OSError as e:
+        raise EraseError(f"cannot read image {name} in {folder} ({e}); remove or replace it") from None
+
+
 def folder_set(folder: str, size: int, flag: str = "--images") -> ImageSet:
     """Images of a folder with their captions, resized to ``size``.
 
     Captions come from ``captions.csv`` (columns ``file,caption``) or, per image, a ``.txt`` file
     of the same name; an image without a caption is an error naming it.
     """
-    if not os.path.isdir(folder):
-        raise EraseError(f"{flag} {folder!r} is not a folder; pass a folder of images with captions")
-    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
-    if not files:
-        raise EraseError(f"{flag} {folder!r} has no images ({', '.join(IMAGE_SUFFIXES)}); add a few images of the concept")
+    files = image_files(folder, flag)
     captions: dict[str, str] = {}
     table = os.path.join(folder, "captions.csv")
     if os.path.exists(table):
@@ -97,11 +111,7 @@ def folder_set(folder: str, size: int, flag: str = "--images") -> ImageSet:
                 caption = f.read().strip()
         if not caption:
             raise EraseError(f"image {name} in {folder} has no caption: add {os.path.splitext(name)[0]}.txt or a captions.csv row")
-        try:
-            image = Image.open(os.path.join(folder, name)).convert("RGB").resize((size, size), Image.BICUBIC)
-        except OSError as e:
-            raise EraseError(f"cannot read image {name} in {folder} ({e}); remove or replace it") from None
-        images.append(np.asarray(image))
+        images.append(read_image(folder, name, size))
         prompts.append(caption)
     return ImageSet(np.stack(images), prompts, {"kind": "folder", "path": os.path.abspath(folder), "files": files})
 
