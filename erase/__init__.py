@@ -9,9 +9,11 @@
 from pipelines import ErasureResult
 
 from . import esd  # noqa: F401  (registers the method)
+from . import fewshot  # noqa: F401
 from .api import erase
 from .config import MethodConfig
 from .esd import ESDConfig
+from .fewshot import FewShotConfig
 from .method import ErasureMethod, RunOptions
 from .registry import available, get_method, register
 
@@ -19,6 +21,7 @@ __all__ = [
     "ESDConfig",
     "ErasureMethod",
     "ErasureResult",
+    "FewShotConfig",
     "MethodConfig",
     "RunOptions",
     "available",

@@ -1,0 +1,147 @@
+"""The few-shot stopping rule: which epoch to keep, chosen by a judge, with scores a user can read.
+
+Few-shot erasure is gradient *ascent*: the loss has no floor, so the epoch at which one stops is
+the hyper-parameter, and the original leaves it to the user. Here every epoch's text encoder
+(epoch 0: the base) draws the same probe images, and a judge (``predict`` / ``verdict``, the
+protocol of ``eval/judges``) scores them:
+
+* ``target``: % of the concept's own probes (its canonical prompts) the judge still calls the
+  concept; ``100 - target`` is UA measured on the probes;
+* ``same_kind``: % of probes of the *other* concepts of the same kind (other styles for a style)
+  judged as their concept, IRA-like;
+* ``other_kind``: % of all probes whose concept on the other axis (the object of a style probe)
+  is judged right, CRA-like;
+* ``seen_as``: what the judge calls the concept's own probes: where the concept drifted.
+
+Rule: among the epochs whose ``target`` is at most ``stop_below``, keep the one whose other
+concepts moved least (highest mean of ``same_kind`` and ``other_kind``), the earliest on ties;
+ascent only moves further from the base, so this is usually the first epoch that erases. If no
+epoch gets there, keep the one with the lowest ``target`` and say so.
+
+Probe seeds start at 1000, disjoint from ``erase eval``'s (0, 1, 2), so the choice is not fitted
+to the images the evaluation judges.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from eval.canvas.spec import CanvasSpec
+from eval.judges.protocol import AxisJudge, Judge
+from pipelines import ErasureResult, backbone_for
+from pipelines.generation import SamplerSettings, generate
+
+logger = logging.getLogger(__name__)
+
+PROBE_SEED_START = 1000
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe image: a canonical prompt of ``(object, style)`` at ``seed``."""
+
+    object: str
+    style: str
+    seed: int
+    is_target: bool
+
+
+def canvas_probes(spec: CanvasSpec, concept: str, seeds: int) -> list[Probe]:
+    """The concept with every concept of the other axis, and each other concept of its own axis
+    once per seed (its partner rotating over the other axis), at ``seeds`` seeds each."""
+    target = spec.canonical(concept)
+    own, cross = (spec.objects, spec.styles) if spec.kind(target) == "object" else (spec.styles, spec.objects)
+    as_pair = (lambda mine, theirs: (mine, theirs)) if own is spec.objects else (lambda mine, theirs: (theirs, mine))
+    probes = []
+    for k in range(seeds):
+        seed = PROBE_SEED_START + k
+        probes += [Probe(*as_pair(target, c), seed, True) for c in cross]
+        others = [c for c in own if c != target]
+        probes += [Probe(*as_pair(c, cross[(i + k) % len(cross)]), seed, False) for i, c in enumerate(others)]
+    return probes
+
+
+@dataclass
+class EpochScore:
+    """A judge's reading of one epoch's probes (percentages, see the module docstring)."""
+
+    epoch: int
+    target: float
+    same_kind: float
+    other_kind: float
+    seen_as: dict[str, int]
+
+    @property
+    def kept(self) -> float:
+        """How much of the other concepts survives: mean of ``same_kind`` and ``other_kind``."""
+        return (self.same_kind + self.other_kind) / 2
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "kept": round(self.kept, 2)}
+
+
+def _percent_judged(judge: Judge, images: list, concepts: list[str]) -> float:
+    """% of ``images[i]`` the judge says show ``concepts[i]``, one verdict call per concept."""
+    hits = 0
+    for concept in dict.fromkeys(concepts):
+        chosen = [image for image, c in zip(images, concepts) if c == concept]
+        hits += int(np.sum(judge.verdict(chosen, concept)))
+    return round(100 * hits / max(len(images), 1), 2)
+
+
+def score_images(judge: Judge, spec: CanvasSpec, concept: str, probes: list[Probe], images: list, epoch: int) -> EpochScore:
+    """Score one epoch's probe ``images`` (one per probe, in order)."""
+    target = spec.canonical(concept)
+    is_object = spec.kind(target) == "object"
+    own = [p.object if is_object else p.style for p in probes]
+    cross = [p.style if is_object else p.object for p in probes]
+    mine = [image for image, p in zip(images, probes) if p.is_target]
+    others = [(image, c) for image, c, p in zip(images, own, probes) if not p.is_target]
+    seen_as: dict[str, int] = {}
+    if isinstance(judge, AxisJudge):
+        predicted_objects, predicted_styles = judge.predict(mine)
+        names = judge.objects if is_object else judge.styles
+        counts = Counter(names[int(i)] for i in (predicted_objects if is_object else predicted_styles))
+        seen_as = dict(counts.most_common())
+    return EpochScore(
+        epoch=epoch,
+        target=_percent_judged(judge, mine, [target] * len(mine)),
+        same_kind=_percent_judged(judge, [i for i, _ in others], [c for _, c in others]),
+        other_kind=_percent_judged(judge, images, cross),
+        seen_as=seen_as,
+    )
+
+
+def score_epochs(pipe, result: ErasureResult, epochs: dict[int, dict], judge: Judge, spec: CanvasSpec, concept: str,
+                 probes: list[Probe], sampler: SamplerSettings) -> list[EpochScore]:
+    """Generate and score the probes for the base (epoch 0) and every epoch in ``epochs``."""
+    backbone = backbone_for(pipe)
+    prompts = [spec.prompt(p.object, p.style) for p in probes]
+    seeds = [p.seed for p in probes]
+    scores = [score_images(judge, spec, concept, probes, generate(backbone, prompts, seeds, sampler), 0)]
+    for epoch, tensors in sorted(epochs.items()):
+        with ErasureResult(tensors=tensors, record=result.record).applied(pipe):
+            images = generate(backbone, prompts, seeds, sampler)
+        scores.append(score_images(judge, spec, concept, probes, images, epoch))
+        logger.info("epoch %d: concept %.0f%%, same kind %.0f%%, other kind %.0f%%, seen as %s",
+                    epoch, scores[-1].target, scores[-1].same_kind, scores[-1].other_kind, scores[-1].seen_as)
+    return scores
+
+
+def choose_epoch(scores: list[EpochScore], stop_below: float) -> tuple[int, str]:
+    """``(epoch, why)`` by the rule of the module docstring; epoch 0 (the base) is never chosen."""
+    trained = [s for s in scores if s.epoch >= 1]
+    if not trained:
+        raise ValueError("no trained epoch to choose from")
+    erased = [s for s in trained if s.target <= stop_below]
+    if erased:
+        best = max(erased, key=lambda s: (s.kept, -s.epoch))
+        return best.epoch, (f"epoch {best.epoch}: the concept's own probes at {best.target:.0f}% <= {stop_below:g}%, "
+                            f"other concepts kept best ({best.kept:.0f}%) among the {len(erased)} epochs that erase")
+    best = min(trained, key=lambda s: (s.target, -s.kept, s.epoch))
+    return best.epoch, (f"epoch {best.epoch}: no epoch brought the concept's own probes to {stop_below:g}%; this one "
+                        f"gets lowest ({best.target:.0f}%); train more epochs (--steps) or raise --lr")
