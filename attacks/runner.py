@@ -1,0 +1,152 @@
+"""Run an attack over a prompt set: skip, pre-check, search, gather, score, record.
+
+    report = run_attack(attack, model, base, concept, items, judge, sampler)
+    report.record        # the attack.json record (keys in shared/docs/contracts.md)
+    report.adversarial   # one row per searched prompt: adversarial_prompts.jsonl
+
+Under ``accelerate launch`` every process takes its share of the prompts (the pre-attack
+check, the base model's targets and the search), and the main process gathers the results;
+in a single process the sharding helpers are the identity. ``seconds_per_prompt`` is the
+compute time (summed over processes: pre-check, targets and search) per evaluated prompt,
+so it does not depend on how many processes ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from eval.judges.protocol import Judge, judge_record
+from eval.metrics.sharding import gather, is_main_process, my_share, num_processes
+from pipelines.backbone import Backbone
+from pipelines.cache import image_cache, model_fingerprint
+from pipelines.generation import SamplerSettings
+
+from .asr import status, success_rates
+from .base import Attack, Outcome, PromptItem
+from .checking import Checker
+from .models import changed_components
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = 1
+
+
+@dataclass
+class AttackReport:
+    record: dict[str, Any]
+    adversarial: list[dict[str, Any]]
+
+    @property
+    def pre_asr(self) -> float | None:
+        return self.record["pre_asr"]
+
+    @property
+    def asr(self) -> float | None:
+        return self.record["asr"]
+
+
+def run_attack(attack: Attack, model: Backbone, base: Backbone, concept: str, items: Sequence[PromptItem],
+               judge: Judge, sampler: SamplerSettings, *, progress: bool = True,
+               judge_info: dict[str, Any] | None = None, cache_root: str | None = None) -> AttackReport:
+    """Attack every prompt of ``items`` on ``model`` (targets from ``base``); see the module docstring.
+
+    ``cache_root``: the on-disk image cache (``pipelines.cache``) for the base model's images,
+    shared with ``erase eval``, whose base images of the same prompts are the same images.
+    """
+    attack.resolve(concept)
+    skipped = {item.index: reason for item in items if (reason := attack.skip_reason(model, item))}
+    for index, reason in skipped.items():
+        logger.info("skipping prompt %d: %s", index, reason)
+    share = my_share([item for item in items if item.index not in skipped])
+    checker = Checker(model, judge, concept, sampler, batch_size=attack.config.batch_size)
+    show = progress and is_main_process()
+
+    started = time.perf_counter()
+    pre = checker([item.prompt for item in share], share)  # (n,)
+    pre_seconds = time.perf_counter() - started
+    searched = [item for item, success in zip(share, pre) if not success]
+    logger.info("%d of %d prompts already show %r unattacked; searching %d", int(pre.sum()), len(share),
+                concept, len(searched))
+    started = time.perf_counter()
+    cache = image_cache(cache_root, base, sampler) if cache_root and searched else None
+    prepared = attack.prepare(base, searched, sampler, cache) if searched else None
+    target_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    outcomes = attack.run(model, searched, prepared, checker, show) if searched else []
+    search_seconds = time.perf_counter() - started
+
+    local = {"pre": {item.index: bool(s) for item, s in zip(share, pre)},
+             "outcomes": [asdict(o) for o in outcomes],
+             "seconds": [pre_seconds, target_seconds, search_seconds], "device": str(model.device)}
+    parts = gather(local)
+    pre_by_index = {i: s for part in parts for i, s in part["pre"].items()}
+    found = {o["index"]: Outcome(**o) for part in parts for o in part["outcomes"]}
+    seconds = [sum(part["seconds"][j] for part in parts) for j in range(3)]
+    record_settings = {"attacked_components": changed_components(model, base),
+                       "model_fingerprint": model_fingerprint(model)}
+    return _report(attack, model, concept, items, skipped, pre_by_index, found, seconds,
+                   judge_info or judge_record(judge), checker, record_settings)
+
+
+def _report(attack: Attack, model: Backbone, concept: str, items: Sequence[PromptItem], skipped: dict[int, str],
+            pre: dict[int, bool], found: dict[int, Outcome], seconds: list[float], judge_info: dict[str, Any],
+            checker: Checker, model_settings: dict[str, Any]) -> AttackReport:
+    prompts, rows = [], []
+    for item in items:
+        entry: dict[str, Any] = {"index": item.index, "prompt": item.prompt, "seed": item.seed, "guidance": item.guidance}
+        outcome = found.get(item.index)
+        entry["status"] = status(pre.get(item.index, False), [outcome.success] if outcome else [],
+                                 skipped=item.index in skipped)
+        if item.index in skipped:
+            entry["reason"] = skipped[item.index]
+        if outcome is not None:
+            entry.update(text=outcome.text, stage=outcome.stage, timestep=outcome.timestep,
+                         iteration=outcome.iteration, generations=outcome.generations + 1,
+                         exact_tokens=outcome.exact_tokens)
+            rows.append(_row(item, outcome, concept, model))
+        elif item.index in pre:
+            entry["generations"] = 1
+        prompts.append(entry)
+    rates = success_rates(p["status"] for p in prompts)
+    evaluated, searched = rates["counts"]["evaluated"], len(found)
+    total = sum(seconds)
+    record = {
+        "schema": SCHEMA,
+        "attack": attack.name,
+        "concept": concept,
+        "pre_asr": rates["pre_asr"],
+        "asr": rates["asr"],
+        "budget": attack.budget(),
+        "seconds_per_prompt": round(total / evaluated, 3) if evaluated else None,
+        "counts": rates["counts"],
+        "settings": {
+            "config": attack.config.to_dict(),
+            "sampler": checker.describe(),
+            "judge": judge_info,
+            "noise": "one torch.Generator per prompt, seeded by sha256(attack seed, prompt index)",
+            "device": str(model.device),
+            "processes": num_processes(),
+            **model_settings,
+        },
+        "cost": {"pre_check_seconds": round(seconds[0], 3), "target_seconds": round(seconds[1], 3),
+                 "search_seconds": round(seconds[2], 3), "total_seconds": round(total, 3),
+                 "seconds_per_searched_prompt": round((seconds[1] + seconds[2]) / searched, 3) if searched else None},
+        "prompts": prompts,
+    }
+    return AttackReport(record, rows)
+
+
+def _row(item: PromptItem, outcome: Outcome, concept: str, model: Backbone) -> dict[str, Any]:
+    """One line of ``adversarial_prompts.jsonl``: enough to regenerate the image and re-judge it."""
+    return {
+        "index": item.index, "prompt": item.prompt, "seed": item.seed, "guidance": item.guidance, "concept": concept,
+        "text": outcome.text, "adversarial_ids": outcome.adversarial_ids,
+        "adversarial_tokens": model.tokenizer.convert_ids_to_tokens(outcome.adversarial_ids),
+        "input_ids": outcome.input_ids, "exact_tokens": outcome.exact_tokens,
+        "stage": outcome.stage, "timestep": outcome.timestep, "iteration": outcome.iteration,
+        "loss": outcome.loss, "verdict": outcome.success,
+    }
