@@ -50,6 +50,8 @@ def add_parser(sub) -> None:
     p.add_argument("--cache-dir", default=None, help="cache of base generations (default: $ERASE_CACHE or ~/.cache/erase)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the generation cache")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--attack", default=None, metavar="NAME", help="also attack the model (unlearndiffatk) on the target's prompts: adds pre-ASR and ASR")
+    p.add_argument("--attack-config", default=None, metavar="FILE", help="with --attack: YAML or JSON of the attack's options (e.g. stages: 5)")
     g = p.add_argument_group("judges and metric networks (local files; nothing downloads)")
     g.add_argument("--judge", default=None, metavar="FILE", help="mini-canvas judge weights (default: the shipped judge)")
     g.add_argument("--style-classifier", default=None, metavar="FILE", help="UnlearnCanvas style classifier checkpoint")
@@ -124,13 +126,22 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size), ("--bootstrap", args.bootstrap)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value} must be at least 1")
+    if args.attack is not None:
+        import importlib
+
+        importlib.import_module("attacks").get_attack(args.attack)  # an unknown name fails before any model loads
     from .metrics.prepare import prepare
-    from .runner import evaluate
+    from .runner import attack_robustness, evaluate
 
     artifact = _artifact_record(args.model)
+    if args.attack is not None and not (args.base or _default_base(artifact)):
+        raise ConfigError("--attack needs the unerased model for its target images; pass --base")
     with PeakMemory() as memory:
         prepared = prepare(args, metrics, _default_base(artifact))
         record, grids = evaluate(prepared.model, prepared.plan, prepared.tools, base=prepared.base)
+        if args.attack is not None:
+            record["robustness"] = attack_robustness(args.attack, prepared.model, prepared.base, prepared.plan,
+                                                     prepared.tools, args.attack_config)
     from .metrics.sharding import is_main_process
 
     if not is_main_process():

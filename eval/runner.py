@@ -200,3 +200,25 @@ def _fid_settings(tools: Instruments) -> dict[str, Any] | None:
     metric = tools.fid.metric  # counts are per process: add them up
     return {**tools.fid.describe(), "reference_images": sum(gather(int(metric.real_features_num_samples))),
             "generated_images": sum(gather(int(metric.fake_features_num_samples)))}
+
+
+def attack_robustness(attack: str, model: Backbone, base: Backbone | None, plan: Plan, tools: Instruments,
+                      config_file: str | None = None) -> dict[str, Any]:
+    """The robustness column of ``erase eval --attack NAME``: pre-ASR and ASR of ``model``.
+
+    The attack runs on the answer-set images whose prompt names the target (the same prompts,
+    seeds and sampler as UA, so pre-ASR = 100 - UA), judged by the eval's own judge, with
+    target images from ``base``. The attack is reached by name through its registry
+    (``shared/docs/contracts.md``), never imported from here.
+    """
+    import importlib
+
+    from pipelines.errors import ConfigError
+
+    if base is None:
+        raise ConfigError("--attack needs the unerased model for its target images; pass --base")
+    positions = np.flatnonzero(plan.names_target())
+    items = [(plan.answers.prompts[p], plan.answers.seeds[p], plan.answers.guidance[p]) for p in positions]
+    return importlib.import_module("attacks").robustness(
+        model, base, plan.target, judge=tools.judge, items=items, attack=attack, config_file=config_file,
+        sampler=plan.sampler, progress=plan.progress, judge_info=tools.judge_record(), cache_root=plan.cache_root)

@@ -65,6 +65,11 @@ def markdown(record: dict[str, Any], title: str) -> str:
     if settings["target_excluded_from"]:
         note += " FID and CLIP score leave out the images whose prompt names the target."
     lines += ["", note, ""]
+    if record.get("robustness"):
+        attack = record["robustness"]
+        lines += [f"Robustness ({attack['attack']}, {attack['counts']['evaluated']} target prompts): pre-ASR "
+                  f"{_num(attack['pre_asr'])}%, ASR {_num(attack['asr'])}% (budget: {attack['budget']['stages']} stages x "
+                  f"{attack['budget']['iterations']} iterations).", ""]
     lines += _per_class(record)
     lines += _cost(record.get("cost", {}))
     return "\n".join(lines) + "\n"
