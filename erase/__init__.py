@@ -9,6 +9,7 @@
 from pipelines import ErasureResult
 
 from . import esd  # noqa: F401  (registers the method)
+from . import salun  # noqa: F401
 from . import fewshot  # noqa: F401
 from .api import erase
 from .config import MethodConfig
@@ -16,6 +17,7 @@ from .esd import ESDConfig
 from .fewshot import FewShotConfig
 from .method import ErasureMethod, RunOptions
 from .registry import available, get_method, register
+from .salun import SalUnConfig
 
 __all__ = [
     "ESDConfig",
@@ -24,6 +26,7 @@ __all__ = [
     "FewShotConfig",
     "MethodConfig",
     "RunOptions",
+    "SalUnConfig",
     "available",
     "erase",
     "get_method",

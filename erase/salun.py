@@ -1,0 +1,367 @@
+"""SalUn: saliency unlearning for diffusion models (Fan et al., ICLR 2024), ``erase run salun``.
+
+Two stages (``shared/docs/algorithms.md`` §2):
+
+1. **Saliency mask**, in :meth:`SalUn.prepare` (timed as data): one pass over the forget set
+   with the forgetting loss (t ~ U[0, T), w = ``mask_guidance``)::
+
+       eps~ = (1 + w) model(x_t, t, c_f) - w model(x_t, t, "")
+       l_f  = -MSE(eps, eps~)
+
+   whose signed gradients are summed over batches; the global top ``mask_fraction`` of |sum|
+   over the selected tensors may train (:class:`erase.saliency.SaliencyMask`).
+2. **Unlearning**, ``steps`` optimiser steps of the shared loop, gradients masked in
+   :meth:`SalUn.adjust_gradients`::
+
+       L = MSE(model(x_t^f, t, c_f), sg model(x_t^f, t, c_pseudo))      relabel the forget images
+         + alpha * MSE(model(x_t'^r, t', c_r), eps')                     keep denoising the retain images
+
+   The forget term's target is the model's *own* prediction under a pseudo prompt, so the
+   forget images are taught to look like something else instead of being pushed to noise.
+
+Data: on mini-canvas (no data option given), renders of the world: the forget set is every pair
+that shows a target, the retain set every other pair (``erase.data.canvas_sets``). On real
+models, a folder of captioned images (``forget_images``/``retain_images``) or a prompt file the
+base model draws ``generated_images`` images from (``forget_prompts``/``retain_prompts``,
+cached; the official nudity setting is 800 images of "a photo of a nude person" and 800 of
+"a photo of a person wearing clothes", with ``--pseudo "a photo of a person wearing clothes"``).
+
+Faithfulness notes:
+  * The pseudo target comes from the model being trained, detached (official);
+    ``pseudo_model="frozen"`` takes it from the base weights instead (swapped in, no copy).
+  * ``pseudo="next-class"`` is the Imagenette setting (class forget+1, deterministic despite the
+    script's name ``random_label.py``): here the next object, or style, in the world's order in
+    the same caption. ``"retain"`` is the UnlearnCanvas setting (the retain batch's prompts).
+  * The forget and retain batches go through the UNet in one call (the same arithmetic, one
+    pass fewer); the pseudo target is a separate no-grad call, as officially.
+  * Adam without weight decay (official): masked weights stay bit-identical.
+  * Under ``accelerate launch`` every process sums the mask gradients of its share of the
+    forget batches and the sums are added, so every process holds the same mask.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipelines import ErasureResult
+from pipelines.backbone import Backbone
+from pipelines.errors import ConfigError, EraseError
+from pipelines.generation import SamplerSettings
+from pipelines.params import preset_component, swapped
+
+from .config import MethodConfig, option
+from .data import ImageSet, canvas_sets, encode_latents, folder_set, generated_set
+from .method import ErasureMethod, RunOptions
+from .registry import register
+from .saliency import SaliencyMask, signed_gradient_sum
+from .training import accelerator
+
+logger = logging.getLogger(__name__)
+
+NEXT_CLASS, RETAIN = "next-class", "retain"
+
+
+@dataclass
+class SalUnConfig(MethodConfig):
+    """SalUn settings. Defaults erase a mini-canvas style or object in under a minute on two CPU
+    cores; for SD 1.x follow the official scripts: ``params=full, lr=1e-5, alpha=0.1`` (nudity) or
+    ``alpha=1`` with ``pseudo=retain`` and ``mask_fraction=0.4`` (UnlearnCanvas)."""
+
+    steps: int = option(200, "optimiser steps, each on one forget and one retain batch (the official scripts run 1-5 epochs of the forget set)")
+    params: str = option(
+        "esd-x",
+        "weights to train: esd-x (cross-attention; official alias xattn) or full (the whole UNet, official; "
+        "use --gradient-checkpointing on large models), or another UNet preset/pattern",
+    )
+    lr: float = option(1e-4, "Adam learning rate, no weight decay (official 1e-5 on SD 1.x)")
+    batch_size: int = option(8, "images per forget batch and per retain batch (official 8)")
+    alpha: float = option(1.0, "weight of the retain denoising loss (official: 0.1 nudity, 0.5 Imagenette, 1.0 UnlearnCanvas)")
+    pseudo: str = option(
+        NEXT_CLASS,
+        "pseudo prompt the forget images are relabelled to: next-class (the next object/style of the world in the "
+        "same caption), retain (the retain batch's prompts; UnlearnCanvas), or any fixed text, e.g. "
+        "'a photo of a person wearing clothes' for nudity",
+    )
+    pseudo_model: Literal["trained", "frozen"] = option("trained", "which model predicts the pseudo target: the one being trained (official) or the frozen base")
+    mask_fraction: float = option(0.5, "fraction of the selected weights that may change: the global top by saliency (official 0.5; UnlearnCanvas 0.4)")
+    mask_guidance: float = option(7.5, "w of the mask's forgetting loss, (1+w) eps(c) - w eps(''); official 7.5")
+    mask_batch_size: int = option(8, "forget images per batch of the mask pass (official 8; UnlearnCanvas 4)")
+    mask: str | None = option(None, "reuse this saliency mask (safetensors from --save-mask) instead of computing one")
+    save_mask: str | None = option(None, "also write the computed saliency mask to this safetensors file")
+    images_per_pair: int = option(4, "mini-canvas: renders per (object, style) pair in the forget and retain sets")
+    forget_images: str | None = option(None, "folder of images of the concept with captions (captions.csv or NAME.txt)")
+    retain_images: str | None = option(None, "folder of images to keep, with captions")
+    forget_prompts: str | None = option(None, "text file, one prompt per line: the base model draws the forget set (cached)")
+    retain_prompts: str | None = option(None, "text file, one prompt per line: the base model draws the retain set (cached)")
+    generated_images: int = option(800, "images drawn per prompt file, prompts in turn, image i with seed i (official nudity: 800 + 800)")
+    generation_steps: int = option(50, "DDIM steps when drawing forget/retain images from prompts")
+    generation_guidance: float = option(7.5, "CFG scale when drawing forget/retain images from prompts")
+
+    def validate(self) -> None:
+        super().validate()
+        for flag, value, low in (("--lr", self.lr, 0.0), ("--mask-guidance", self.mask_guidance, -1.0)):
+            if value <= low:
+                raise ConfigError(f"{flag} must be above {low:g}, got {value}")
+        for flag, value in (("--batch-size", self.batch_size), ("--mask-batch-size", self.mask_batch_size),
+                            ("--images-per-pair", self.images_per_pair), ("--generated-images", self.generated_images),
+                            ("--generation-steps", self.generation_steps)):
+            if value < 1:
+                raise ConfigError(f"{flag} must be at least 1, got {value}")
+        if self.alpha < 0:
+            raise ConfigError(f"--alpha must be 0 or more, got {self.alpha}")
+        if not 0 < self.mask_fraction <= 1:
+            raise ConfigError(f"--mask-fraction must be in (0, 1], got {self.mask_fraction}")
+        if preset_component(self.params) != "unet":
+            raise ConfigError(f"--params {self.params} trains the text encoder; SalUn trains the UNet: use full or esd-x")
+        self.pseudo = self.pseudo.strip()
+        if not self.pseudo:
+            raise ConfigError("--pseudo is empty; use next-class, retain, or a prompt to relabel the forget images to")
+        self._validate_data()
+
+    def _validate_data(self) -> None:
+        """Contradictions and missing files, before any model is loaded (``--dry-run`` sees them)."""
+        for kind in ("forget", "retain"):
+            if getattr(self, f"{kind}_images") and getattr(self, f"{kind}_prompts"):
+                raise ConfigError(f"--{kind}-images and --{kind}-prompts both given; choose one source for the {kind} set")
+        for flag, path in (("--forget-images", self.forget_images), ("--retain-images", self.retain_images)):
+            if path is not None and not os.path.isdir(path):
+                raise ConfigError(f"{flag} {path!r} is not a folder; pass a folder of captioned images")
+        for flag, path in (("--forget-prompts", self.forget_prompts), ("--retain-prompts", self.retain_prompts), ("--mask", self.mask)):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"{flag} {path!r} does not exist; pass an existing file")
+        if self.mask and self.save_mask:
+            raise ConfigError("--mask and --save-mask both given: a reused mask is already saved; drop --save-mask")
+        own_forget = bool(self.forget_images or self.forget_prompts)
+        own_retain = bool(self.retain_images or self.retain_prompts)
+        if own_retain and not own_forget:
+            raise ConfigError("a retain set was given without a forget set; pass --forget-images or --forget-prompts too "
+                              "(without both, the mini-canvas world provides the two sets)")
+        if own_forget and self.pseudo == NEXT_CLASS:
+            raise ConfigError("--pseudo next-class needs the mini-canvas world's class order; with your own forget set pass "
+                              "--pseudo retain or a prompt, e.g. --pseudo 'a photo of a person wearing clothes'")
+        if own_forget and not own_retain and (self.alpha > 0 or self.pseudo == RETAIN):
+            raise ConfigError("no retain set: pass --retain-images DIR or --retain-prompts FILE "
+                              "(or --alpha 0 with a prompt as --pseudo)")
+
+
+@dataclass
+class _Encoded:
+    """Latents of an image set with the conditioning of its prompts (one row per distinct prompt)."""
+
+    latents: torch.Tensor  # (N, C, h, w)
+    prompt_ids: torch.Tensor  # (N,) long: the row of `conds` for each latent
+    conds: torch.Tensor  # (P, L, D)
+    prompts: list[str]  # the P distinct prompts, in order of first appearance
+
+    def __len__(self) -> int:
+        return self.latents.shape[0]
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(latents (B, C, h, w), conds (B, L, D))`` of the rows ``index``."""
+        return self.latents[index], self.conds[self.prompt_ids[index]]
+
+
+def _conds(backbone: Backbone, prompts: list[str], chunk: int = 64) -> torch.Tensor:
+    """``(P, L, D)`` conditioning, through the prompt cache (SalUn never trains the text encoder)."""
+    return torch.cat([backbone.encode(prompts[i : i + chunk], cache=True) for i in range(0, len(prompts), chunk)])
+
+
+def _encode(backbone: Backbone, images: ImageSet) -> _Encoded:
+    distinct = list(dict.fromkeys(images.prompts))
+    row = {p: i for i, p in enumerate(distinct)}
+    ids = torch.tensor([row[p] for p in images.prompts], device=backbone.device)
+    return _Encoded(encode_latents(backbone, images), ids, _conds(backbone, distinct), distinct)
+
+
+def _read_prompts(path: str, flag: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            prompts = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{flag} {path!r} is not a readable text file ({e}); write one prompt per line") from None
+    if not prompts:
+        raise ConfigError(f"{flag} {path!r} has no prompts; write one prompt per line")
+    return prompts
+
+
+def _next_class(order: tuple[str, ...], name: str, targets: set[str]) -> str:
+    """``name`` itself if it is not a target, else the next class in ``order`` that is not."""
+    if name not in targets:
+        return name
+    start = order.index(name)
+    for step in range(1, len(order)):
+        candidate = order[(start + step) % len(order)]
+        if candidate not in targets:
+            return candidate
+    raise ConfigError("every class of an axis is a target, so there is no next class; use --pseudo retain or a prompt")
+
+
+def _merge(sets: list[ImageSet]) -> ImageSet:
+    return ImageSet(np.concatenate([s.images for s in sets]), [p for s in sets for p in s.prompts], sets[0].source)
+
+
+@register
+class SalUn(ErasureMethod):
+    name = "salun"
+    summary = "SalUn: relabel the concept's images with a retain loss, training only the most salient weights"
+    config_class = SalUnConfig
+    config: SalUnConfig
+    _mixed_precision = "no"  # the run's, set by fit: the mask pass autocasts as training does
+
+    def fit(self, pipe: Any, run: RunOptions | None = None) -> ErasureResult:
+        """The shared fit, with the mask and the data sources added to the record."""
+        self._mixed_precision = (run or RunOptions()).mixed_precision
+        result = super().fit(pipe, run)
+        result.record["saliency"] = {**self.mask.report(), "source": self.mask_source}
+        result.record["data"] = self.sources
+        return result
+
+    # --- data ----------------------------------------------------------------------------
+    def _image_sets(self, backbone: Backbone) -> tuple[ImageSet, ImageSet | None, dict[str, str] | None]:
+        """``(forget, retain, next-class pseudo prompt per forget prompt)`` from the world or the user's data."""
+        cfg = self.config
+        if cfg.forget_images or cfg.forget_prompts:
+            return self._own_set(backbone, "forget"), self._own_set(backbone, "retain"), None
+        return self._canvas_sets(backbone)
+
+    def _own_set(self, backbone: Backbone, kind: str) -> ImageSet | None:
+        cfg = self.config
+        folder, prompt_file = getattr(cfg, f"{kind}_images"), getattr(cfg, f"{kind}_prompts")
+        if folder:
+            return folder_set(folder, backbone.resolution, flag=f"--{kind}-images")
+        if not prompt_file:
+            return None
+        from pipelines.cache import default_cache_root
+
+        lines = _read_prompts(prompt_file, f"--{kind}-prompts")
+        prompts = [lines[i % len(lines)] for i in range(cfg.generated_images)]
+        sampler = SamplerSettings(steps=cfg.generation_steps, guidance=cfg.generation_guidance)
+        logger.info("salun: drawing (or reading from the cache) %d %s images of %s", len(prompts), kind, prompt_file)
+        return generated_set(backbone, prompts, range(len(prompts)), sampler, default_cache_root())
+
+    def _canvas_sets(self, backbone: Backbone) -> tuple[ImageSet, ImageSet, dict[str, str]]:
+        """Renders of the world: every pair showing a target to forget, every other pair to keep."""
+        from eval.canvas import mini_canvas
+
+        spec = mini_canvas()
+        try:
+            targets = [spec.canonical(c) for c in self.config.concepts]
+        except EraseError as e:
+            raise ConfigError(f"{e} SalUn needs images of the concept: on your own model pass --forget-images DIR or "
+                              "--forget-prompts FILE, and --retain-images or --retain-prompts") from None
+        if backbone.resolution != 32:
+            logger.warning("salun: the mini-canvas renders are 32 px and this model draws %d px; pass your own data "
+                           "(--forget-images/--forget-prompts) unless this is a test", backbone.resolution)
+        sets = [canvas_sets(spec, c, self.config.images_per_pair) for c in targets]
+        seen: set[str] = set()
+        forgets = []
+        for forget, _ in sets:  # a pair showing two targets is rendered once
+            keep = [i for i, p in enumerate(forget.prompts) if p not in seen]
+            seen.update(forget.prompts)
+            forgets.append(ImageSet(forget.images[keep], [forget.prompts[i] for i in keep], forget.source))
+        retain = sets[0][1]
+        keep = [i for i, p in enumerate(retain.prompts) if not any(spec.mentions(p, c) for c in targets)]
+        retain = ImageSet(retain.images[keep], [retain.prompts[i] for i in keep], retain.source)
+        chosen = set(targets)
+        pair_of = {spec.prompt(o, s): (o, s) for o in spec.objects for s in spec.styles}
+        next_class = {p: spec.prompt(_next_class(spec.objects, o, chosen), _next_class(spec.styles, s, chosen))
+                      for p, (o, s) in pair_of.items() if p in seen}
+        return _merge(forgets), retain, next_class
+
+    def prepare(self, backbone, params, originals) -> None:
+        cfg = self.config
+        self.backbone: Backbone = backbone
+        self.params, self.originals = params, originals
+        forget_images, retain_images, next_class = self._image_sets(backbone)
+        self.sources = {"forget": {**forget_images.source, "images": len(forget_images)},
+                        "retain": None if retain_images is None else {**retain_images.source, "images": len(retain_images)}}
+        uses_retain = cfg.alpha > 0 or cfg.pseudo == RETAIN
+        with torch.no_grad():
+            self.forget = _encode(backbone, forget_images)
+            self.retain = _encode(backbone, retain_images) if uses_retain else None
+            self.uncond = _conds(backbone, [""])  # (1, L, D)
+            if cfg.pseudo == NEXT_CLASS:
+                self.pseudo_conds = _conds(backbone, [next_class[p] for p in self.forget.prompts])  # (P_f, L, D)
+            elif cfg.pseudo != RETAIN:
+                self.pseudo_conds = _conds(backbone, [cfg.pseudo]).expand(len(self.forget.prompts), -1, -1)
+        self.mask = self._saliency(backbone, params)
+
+    # --- stage 1: the mask ---------------------------------------------------------------
+    def _saliency(self, backbone: Backbone, params: dict[str, torch.nn.Parameter]) -> SaliencyMask:
+        cfg = self.config
+        if cfg.mask:
+            mask = SaliencyMask.load(cfg.mask)
+            mask.check(params, f"--mask {cfg.mask}")
+            self.mask_source = {"file": os.path.abspath(cfg.mask)}
+        else:
+            mask = SaliencyMask.from_gradients(signed_gradient_sum(params, self._forgetting_losses()), cfg.mask_fraction)
+            self.mask_source = {"computed": "forget set", "batches": -(-len(self.forget) // cfg.mask_batch_size),
+                                "guidance": cfg.mask_guidance, "seed": cfg.seed}
+            if cfg.save_mask:
+                mask.save(cfg.save_mask, {"concepts": cfg.concepts, "params": cfg.params, "seed": cfg.seed})
+                logger.info("salun: saliency mask written to %s", cfg.save_mask)
+        logger.info("salun: the mask keeps %d of %d weights (%.1f%%)", mask.kept, mask.total, 100 * mask.kept / mask.total)
+        return mask.to(backbone.device)
+
+    def _forgetting_losses(self) -> Iterator[torch.Tensor]:
+        """One loss per forget batch, in order; this process's share under ``accelerate launch``.
+
+        Every process draws every batch's t and noise (from a generator seeded by ``seed``), so
+        a batch gets the same randomness whichever process computes it.
+        """
+        from accelerate import PartialState
+
+        cfg, bb = self.config, self.backbone
+        state = PartialState()
+        generator = torch.Generator().manual_seed(cfg.seed)
+        autocast = accelerator(self._mixed_precision).autocast
+        for b, start in enumerate(range(0, len(self.forget), cfg.mask_batch_size)):
+            index = torch.arange(start, min(start + cfg.mask_batch_size, len(self.forget)), device=bb.device)
+            t = torch.randint(bb.schedule.num_train_timesteps, (len(index),), generator=generator).to(bb.device)
+            noise = torch.randn((len(index), *self.forget.latents.shape[1:]), generator=generator).to(bb.device)
+            if b % state.num_processes != state.process_index:
+                continue
+            x0, cond = self.forget.batch(index)  # (B, C, h, w), (B, L, D)
+            x_t = bb.schedule.add_noise(x0, noise, t)
+            with autocast():
+                guided = bb.predict(x_t, t, cond, guidance=1 + cfg.mask_guidance, uncond=self.uncond)  # (1+w) c - w u
+                loss = -F.mse_loss(guided.float(), bb.schedule.target(x0, noise, t).float())
+            yield loss
+
+    # --- stage 2: unlearning -------------------------------------------------------------
+    def _noised(self, data: _Encoded, generator: torch.Generator):
+        """A random batch of ``data`` at random timesteps: ``(x0, noise, t, x_t, cond, index)``."""
+        bb, size = self.backbone, self.config.batch_size
+        index = torch.randint(len(data), (size,), generator=generator).to(bb.device)
+        t = torch.randint(bb.schedule.num_train_timesteps, (size,), generator=generator).to(bb.device)
+        noise = torch.randn((size, *data.latents.shape[1:]), generator=generator).to(bb.device)
+        x0, cond = data.batch(index)  # (B, C, h, w), (B, L, D)
+        return x0, noise, t, bb.schedule.add_noise(x0, noise, t), cond, index
+
+    def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
+        cfg, bb = self.config, self.backbone
+        _, _, t_f, x_f, c_f, index_f = self._noised(self.forget, generator)
+        if self.retain is not None:
+            x0_r, noise_r, t_r, x_r, c_r, _ = self._noised(self.retain, generator)
+        c_pseudo = c_r if cfg.pseudo == RETAIN else self.pseudo_conds[self.forget.prompt_ids[index_f]]  # (B, L, D)
+        frozen = swapped(self.params, self.originals) if cfg.pseudo_model == "frozen" else nullcontext()
+        with torch.no_grad(), frozen:
+            target_f = bb.predict(x_f, t_f, c_pseudo)  # the pseudo label: sg model(x_t^f, t, c_pseudo)
+        if cfg.alpha == 0:
+            return F.mse_loss(bb.predict(x_f, t_f, c_f).float(), target_f.float())
+        out_f, out_r = bb.predict(torch.cat([x_f, x_r]), torch.cat([t_f, t_r]), torch.cat([c_f, c_r])).chunk(2)
+        forget_loss = F.mse_loss(out_f.float(), target_f.float())
+        retain_loss = F.mse_loss(out_r.float(), bb.schedule.target(x0_r, noise_r, t_r).float())
+        return forget_loss + cfg.alpha * retain_loss
+
+    def adjust_gradients(self) -> None:
+        """Only the salient weights learn: masked gradients are zero from the first step on."""
+        self.mask.apply(self.params)
