@@ -138,6 +138,14 @@ class ErasureResult:
     def size_mb(self) -> float:
         return sum(t.numel() * t.element_size() for t in self.tensors.values()) / 2**20
 
+    @property
+    def base_source(self) -> str:
+        """Where to load the recorded base from: its recorded path while it exists, else the
+        name it was given (a hub id, ``mini-canvas``); a moved folder falls back to the name."""
+        base = self.record["base"]
+        path = base.get("path")
+        return path if path and os.path.exists(path) else base["model"]
+
     # --- applying ------------------------------------------------------------------------
     def _live(self, pipe: Any) -> dict[str, torch.Tensor]:
         return resolve_tensors(backbone_for(pipe).components, list(self.tensors))
@@ -257,7 +265,5 @@ def load_erased(
         exported = os.path.join(folder, PIPELINE_DIR)
         if os.path.isdir(exported):
             return load_pipeline(exported, device=device, dtype=dtype)
-        recorded = result.record["base"]
-        source = recorded.get("path") if recorded.get("path") and os.path.exists(recorded["path"]) else recorded["model"]
-        base = load_pipeline(source, device=device, dtype=dtype)
+        base = load_pipeline(result.base_source, device=device, dtype=dtype)
     return result.apply_(base, force=force)
