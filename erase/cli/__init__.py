@@ -24,6 +24,7 @@ COMMANDS = [
     ("eval", "eval.cli"),
     ("bench", "eval.bench.cli"),
     ("mini-canvas", "eval.canvas.cli"),
+    ("demo", "demos.cli"),
     ("attack", "attacks.cli"),
 ]
 
