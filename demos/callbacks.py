@@ -129,7 +129,9 @@ def erase_live(
     cls = get_method(method)
     erasure = cls(build_config(cls.config_class, live.overrides.get(method, {}), concepts=[concept], steps=steps))
     if report is not None:
-        _report_steps(erasure, steps, report)
+        # Progress counts optimiser steps; a method whose --steps counts something larger
+        # (few-shot: epochs) says how many optimiser steps that is in its plan.
+        _report_steps(erasure, erasure.plan(model.pipe).get("optimizer_steps", steps), report)
     with model.lock:
         result = erasure.fit(model.pipe, RunOptions(model_name=model.name, progress=False))
     # The session keeps only the changed tensors; a reference to the shared pipeline in every
