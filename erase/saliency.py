@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from safetensors import safe_open
@@ -77,7 +77,7 @@ class SaliencyMask:
 
     # --- building --------------------------------------------------------------------
     @classmethod
-    def from_gradients(cls, gradients: Mapping[str, torch.Tensor], fraction: float) -> "SaliencyMask":
+    def from_gradients(cls, gradients: Mapping[str, torch.Tensor], fraction: float) -> SaliencyMask:
         """Keep the ``floor(fraction * N)`` weights of largest ``|gradient|``, ranked globally."""
         return cls(top_fraction({n: g.abs() for n, g in gradients.items()}, fraction), fraction)
 
@@ -95,7 +95,7 @@ class SaliencyMask:
             if self.masks[n].shape != p.shape:
                 raise ConfigError(f"{source}: tensor {n} has shape {tuple(self.masks[n].shape)}, the model's is {tuple(p.shape)}")
 
-    def to(self, device: torch.device | str) -> "SaliencyMask":
+    def to(self, device: torch.device | str) -> SaliencyMask:
         return SaliencyMask({n: m.to(device) for n, m in self.masks.items()}, self.fraction)
 
     @torch.no_grad()
@@ -139,15 +139,15 @@ class SaliencyMask:
         return save_safetensors({n: m.cpu() for n, m in self.masks.items()}, path, metadata=meta)
 
     @classmethod
-    def load(cls, path: str, flag: str = "--mask") -> "SaliencyMask":
+    def load(cls, path: str, flag: str = "--mask") -> SaliencyMask:
         """Read a mask written by :meth:`save` (bool or uint8 tensors: non-zero means kept)."""
         if not os.path.isfile(path):
             raise ConfigError(f"{flag} {path!r} does not exist; pass a mask file written by an earlier run (--save-mask)")
         try:
             with safe_open(path, framework="pt") as f:
                 metadata = f.metadata() or {}
-                masks = {name: f.get_tensor(name) != 0 for name in f.keys()}
-        except Exception as e:  # safetensors raises several types for a damaged or foreign file
+                masks = {name: f.get_tensor(name) != 0 for name in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+        except Exception as e:  # noqa: BLE001  safetensors raises several types for a damaged or foreign file
             raise ConfigError(f"{flag} {path!r} is not a safetensors mask file ({str(e).splitlines()[0]})") from None
         if not masks:
             raise ConfigError(f"{flag} {path!r} holds no tensors; compute a new mask (omit {flag})")
