@@ -75,12 +75,14 @@ def markdown(board: dict[str, Any], records: list[dict[str, Any]]) -> str:
             + " | ".join(_fmt(_mean_of(both, key)) for key in ("fid", "clip", "train_seconds", "peak_rss_mb", "artifact_mb"))
             + " |"
         )
-    lines += ["", "| method | target | kind | UA | IRA | CRA | FID | CLIP | s | peak MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| method | target | kind | UA | IRA | CRA | FID | CLIP | s | peak MB | base UA / IRA / CRA |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: (r["method"], r["kind"], r["target"])):
         m, c = r["metrics"], r["cost"]
         lines.append(
             f"| {r['method']} | {r['target']} | {r['kind']} | "
             + " | ".join(_fmt(m.get(k)) for k in COLUMNS)
-            + f" | {_fmt(c.get('train_seconds'))} | {_fmt(c.get('peak_rss_mb'))} |"
+            + f" | {_fmt(c.get('train_seconds'))} | {_fmt(c.get('peak_rss_mb'))} | "
+            + " / ".join(_fmt((r.get("base_metrics") or {}).get(k)) for k in ("ua", "ira", "cra"))
+            + " |"
         )
     return "\n".join(lines) + "\n"
