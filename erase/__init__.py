@@ -11,6 +11,8 @@ from pipelines import ErasureResult
 from . import esd  # noqa: F401  (registers the method)
 from . import salun  # noqa: F401
 from . import fewshot  # noqa: F401
+from . import advunlearn  # noqa: F401
+from .advunlearn import AdvUnlearnConfig
 from .api import erase
 from .config import MethodConfig
 from .esd import ESDConfig
@@ -20,6 +22,7 @@ from .registry import available, get_method, register
 from .salun import SalUnConfig
 
 __all__ = [
+    "AdvUnlearnConfig",
     "ESDConfig",
     "ErasureMethod",
     "ErasureResult",
