@@ -20,9 +20,10 @@ Faithful to the official ``soft_prompt_attack``:
   misnomer); ``update="fast_at"``: the gradient is replaced by its sign in place, then Adam.
 * A fresh Adam per call, ``lr`` 1e-3, ``steps`` 30.
 * The official code never calls ``attack_opt.zero_grad()``: the gradients of all steps of a
-  call *accumulate* (with ``fast_at`` the sign is taken of the accumulated, already partly
-  signed, gradient). ``accumulate_grads=True`` keeps that; ``False`` clears them each step,
-  the textbook update.
+  call *accumulate* (with ``fast_at`` the sign is taken in place, so the next gradient is added
+  to +-1: unless a gradient entry exceeds 1 in size, the attack keeps its first step's sign for
+  the whole call). ``accumulate_grads=True`` keeps that; ``False`` clears them each step, the
+  textbook update.
 
 The attacker never writes into the model's ``.grad``: it takes ``torch.autograd.grad`` with
 respect to ``delta`` only, so it can run inside a training step of the defender.

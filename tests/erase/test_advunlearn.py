@@ -28,19 +28,21 @@ def fit(pipe, **overrides):
 def test_only_the_chosen_text_encoder_tensors_change(tiny_pipe, preset):
     bb = backbone_for(tiny_pipe)
     unet_before = {k: v.clone() for k, v in tiny_pipe.unet.state_dict().items()}
-    te_before = {k: v.clone() for k, v in tiny_pipe.text_encoder.state_dict().items()}
+    te_before = {f"text_encoder.{k}": v.detach().clone() for k, v in tiny_pipe.text_encoder.named_parameters()}
     _, result = fit(tiny_pipe, params=preset)
-    expected = set(select_parameters(bb.components, preset))
-    assert set(result.tensors) == expected and result.components == {"text_encoder"}
+    assert set(result.tensors) == set(select_parameters(bb.components, preset))
+    expected = {n.replace("text_model.", "") for n in result.tensors}  # artifact names carry the diffusers prefix
+    assert result.components == {"text_encoder"}
     assert not any("embeddings" in n for n in expected)
     with result.applied(tiny_pipe):
-        after = tiny_pipe.text_encoder.state_dict()
-        changed = {f"text_encoder.text_model.{k.removeprefix('text_model.')}" for k in te_before if not torch.equal(te_before[k], after[k])}
+        after = {f"text_encoder.{k}": v for k, v in tiny_pipe.text_encoder.named_parameters()}
+        changed = {k for k in te_before if not torch.equal(te_before[k], after[k])}
         assert all(torch.equal(v, tiny_pipe.unet.state_dict()[k]) for k, v in unet_before.items())
     assert changed and changed <= expected and not any("embeddings" in n for n in changed), changed
     if preset == "te-layers:1-1":
         assert all(".layers.1." in n for n in changed)
-    assert all(torch.equal(v, tiny_pipe.text_encoder.state_dict()[k]) for k, v in te_before.items())  # pipe as it was
+    now = {f"text_encoder.{k}": v for k, v in tiny_pipe.text_encoder.named_parameters()}
+    assert all(torch.equal(v, now[k]) for k, v in te_before.items())  # pipe as it was
 
 
 def test_every_attack_in_the_loop_lowers_its_loss(tiny_pipe):
@@ -53,9 +55,12 @@ def test_every_attack_in_the_loop_lowers_its_loss(tiny_pipe):
     assert method.delta.shape == (1, tiny_pipe.text_encoder.config.hidden_size)
 
 
-def test_the_attacked_prompt_raises_the_unlearning_loss(tiny_pipe):
-    """After an attack, the defender's ESD loss on delta + c is above its loss on the clean c:
-    the attacker finds what the defender has not yet unlearned (the reason for the min-max)."""
+def test_the_attacked_prompt_brings_the_concept_back(tiny_pipe):
+    """After ESD warm-up, the attacker's embedding makes the current text encoder reproduce the
+    original model's noise for the concept better than the clean prompt does: it finds what the
+    defender has not unlearned (the reason for the min-max). On the tiny random model the
+    unconditional and conditional noises are nearly equal, so the ESD loss itself is no signal;
+    measured: 3.4e-4 attacked vs 3.8e-4 clean."""
     method, result = fit(tiny_pipe, steps=6, warmup=5)
     bb = backbone_for(tiny_pipe)
     params = select_parameters(bb.components, "te-full")
@@ -66,14 +71,13 @@ def test_the_attacked_prompt_raises_the_unlearning_loss(tiny_pipe):
         cond = method.frozen_concept["stripes"]
         x_t, t = method._draw(cond, g)
         with torch.no_grad():
-            e = bb.predict(torch.cat([x_t, x_t]), t, torch.cat([method.frozen_uncond, cond]))
-            target = e[:1] - (e[1:] - e[:1])
+            e = bb.predict(torch.cat([x_t, x_t]), t, torch.cat([method.frozen_uncond, cond]))  # original: "", c
         method.attacker.lr, method.attacker.steps, method.attacker.init = 5e-2, 20, "random"
         method._attack("stripes", x_t, t, 0, g)
         with torch.no_grad():
-            clean = torch.nn.functional.mse_loss(bb.predict(x_t, t, bb.encode(["stripes"])), target)
-            attacked = torch.nn.functional.mse_loss(bb.predict(x_t, t, method._adversarial("stripes")), target)
-    assert attacked > clean, (float(attacked), float(clean))
+            clean = torch.nn.functional.mse_loss(bb.predict(x_t, t, bb.encode(["stripes"])), e[1:])
+            attacked = torch.nn.functional.mse_loss(bb.predict(x_t, t, method._adversarial("stripes")), e[1:])
+    assert attacked < clean * 0.95, (float(attacked), float(clean))
 
 
 def test_the_retain_term_reduces_drift_on_retain_prompts(tiny_pipe):
