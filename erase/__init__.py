@@ -12,9 +12,11 @@ from . import esd  # noqa: F401  (registers the method)
 from . import salun  # noqa: F401
 from . import fewshot  # noqa: F401
 from . import advunlearn  # noqa: F401
+from . import doco  # noqa: F401
 from .advunlearn import AdvUnlearnConfig
 from .api import erase
 from .config import MethodConfig
+from .doco import DoCoConfig
 from .esd import ESDConfig
 from .fewshot import FewShotConfig
 from .method import ErasureMethod, RunOptions
@@ -23,6 +25,7 @@ from .salun import SalUnConfig
 
 __all__ = [
     "AdvUnlearnConfig",
+    "DoCoConfig",
     "ESDConfig",
     "ErasureMethod",
     "ErasureResult",

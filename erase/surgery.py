@@ -83,10 +83,13 @@ class ConceptPreservingGradient:
         self.conflicts = 0  # tensors corrected at the last step
         self.total_conflicts = 0
 
-    def store_retain(self, retain_loss: torch.Tensor) -> None:
-        """``g_r = clip(d retain_loss / d params)``, kept until :meth:`correct`."""
+    def store_retain(self, retain_loss: torch.Tensor, retain_graph: bool = False) -> None:
+        """``g_r = clip(d retain_loss / d params)``, kept until :meth:`correct`.
+
+        ``retain_graph=True`` when the erasure loss shares the forward pass (one batched call).
+        """
         names = list(self.params)
-        grads = torch.autograd.grad(retain_loss, [self.params[n] for n in names], allow_unused=True)
+        grads = torch.autograd.grad(retain_loss, [self.params[n] for n in names], allow_unused=True, retain_graph=retain_graph)
         stored = {n: (torch.zeros_like(self.params[n]) if g is None else g.detach().clone()) for n, g in zip(names, grads)}
         if self.reduce is not None:
             stored = {n: self.reduce(g) for n, g in stored.items()}

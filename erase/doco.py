@@ -1,0 +1,337 @@
+"""DoCo: concept domain correction with a concept-preserving gradient (Wu et al., AAAI 2025), ``erase run doco``.
+
+The model's outputs for the target are made to look, to a discriminator, like the frozen model's
+outputs for an anchor concept (``shared/docs/algorithms.md`` §6). Per step, on a batch of anchor
+latents x0 (an instance half and a prior half), t ~ U[0, T), x_t = q(x0, t, eps)::
+
+    x0_tgt = x0_hat(model (x_t, t, instance prompt))     trainable; the anchor caption with the target in it
+    x0_anc = x0_hat(frozen(x_t, t, anchor prompt))       the base weights, same x_t
+    L_D = BCE(D(sg x0_anc), 0) + BCE(D(sg x0_tgt), 1)     D steps every step (Adam, betas 0.5, 0.999)
+    L_u = BCE(D(x0_tgt), 0)                               the target's outputs move into the anchor's domain
+    L_r = MSE(model(x_t', t', anchor prompt), eps')       plain denoising on the prior half
+
+x0_hat is the closed form (:meth:`pipelines.noise.NoiseSchedule.x0_from_output`; no patched
+scheduler). The first ``warm_up`` steps train D alone; the UNet does not change. After that, with
+``surgery`` ``doco`` (the official ``--gradient_clip``) or ``pcgrad``, the step is the two-backward
+concept-preserving gradient of :class:`erase.surgery.ConceptPreservingGradient`: g_r from L_r
+clipped and stored, g_u from L_u clipped, each tensor's g_u corrected against its g_r, and the
+optimiser steps with g_u alone. ``surgery=off`` is the official path without the flag: one
+backward of ``L_u + 0.1 * prior_loss_weight * L_r``, clipped.
+
+Data: anchor images are the base model's own generations of the anchor prompts (cached like
+every generated set, ``pipelines.cache``), each also used mirrored (``hflip``). On mini-canvas the
+anchor is a concept of the world on the target's axis (default: the first one in the world's
+order that is not the target, e.g. ``solid`` for a style, ``circle`` for an object; ``--anchor``
+overrides); anchor prompts are the world's captions of the anchor with every class of the other
+axis, and the instance prompt is the same caption with the target in the anchor's place (the
+official object pattern, and on mini-canvas also the style one, since its captions name the
+style in one slot). On real models pass ``--anchor-prompts FILE`` (and ``--anchor WORD`` for
+objects): style instance prompts are ``"{p}, in the style of {target}"`` or
+``"in {target}'s style, {p}"`` (drawn per image), object prompts replace the anchor word,
+nudity prompts are ``"{target}, {p}"`` (``--concept-type``).
+
+The discriminator (:class:`PatchDiscriminator`) is the official PatchGAN on latents: stride-2 4x4
+conv blocks (64-128-256-512, BatchNorm except the first, LeakyReLU 0.2), then a 4x4 conv to a
+1-channel patch map. The official four blocks take 64x64 SD latents to 4x4; smaller latents get
+``log2(size / 4)`` blocks so the last conv still sees a 4x4 map (mini-canvas's 16x16 latents: two
+blocks, 64-128).
+
+Defaults fit a CPU on mini-canvas; the SD 1.x README settings are ``steps=2000, warm_up=1000,
+lr=9.6e-5`` (6e-6 scaled by batch 8 x 2 for prior preservation), ``d_lr=5e-4`` (style) or
+``1e-4`` (object, nudity), ``anchor_images=200..1000, generation_steps=50, generation_guidance=6``.
+
+Not implemented from the official code: the random-resize augmentation with its valid-region
+mask and "far away"/"zoomed in" prompt prefixes (mini-canvas images are 32 px; hflip is kept).
+The discriminator is not part of resumable checkpoints: a resumed run starts a fresh D.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipelines import ErasureResult
+from pipelines.backbone import Backbone
+from pipelines.errors import ConfigError, EraseError, TrainingDiverged
+from pipelines.generation import SamplerSettings
+from pipelines.params import preset_component, swapped
+
+from .config import MethodConfig, option
+from .data import ImageSet, encode_latents, generated_set
+from .method import ErasureMethod, RunOptions
+from .registry import register
+from .surgery import MODES, ConceptPreservingGradient, clip_global_norm_
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DoCoConfig(MethodConfig):
+    """DoCo settings. Defaults fit two CPU cores on mini-canvas; SD 1.x: see the module docstring
+    (``steps=2000, warm_up=1000, lr=9.6e-5, d_lr=5e-4`` style / ``1e-4`` object)."""
+
+    steps: int = option(300, "optimiser steps, the discriminator warm-up included (official 2000)")
+    warm_up: int = option(100, "first steps that train the discriminator alone; the UNet is untouched (official 1000)")
+    params: str = option("esd-x-strict", "UNet weights to train: esd-x-strict (attn2 to_k/to_v; official cross-attn), full (official full-weight), or another UNet preset/pattern")
+    lr: float = option(1e-3, "AdamW learning rate of the UNet (official 9.6e-5 on SD 1.x: 6e-6 scaled)")
+    weight_decay: float = option(1e-2, "AdamW weight decay (official 1e-2)")
+    d_lr: float = option(5e-4, "discriminator Adam learning rate, betas (0.5, 0.999) (official 5e-4 style, 1e-4 object/nudity)")
+    d_width: int = option(64, "channels of the discriminator's first block; doubled per block up to 8x (official 64)")
+    d_blocks: int = option(0, "stride-2 blocks of the discriminator; 0: log2(latent size / 4), at most 4 (official 4 on 64x64)")
+    batch_size: int = option(8, "anchor latents per instance half and per prior half (official 8 + 8)")
+    surgery: Literal["doco", "pcgrad", "off"] = option("doco", "gradient rule: doco (official concept-preserving gradient), pcgrad (exact projection), off (one backward of L_u + 0.1 prior_loss_weight L_r)")
+    lam: float = option(1.0, "lambda of the doco rule: g_u - lam cos g_r/|g_r| where cos < 0 (official 1)")
+    max_grad_norm: float = option(1.0, "global gradient-norm clip, applied to g_r and g_u separately (official 1)")
+    prior_loss_weight: float = option(1.0, "with --surgery off, the retain loss enters as 0.1 * this * L_r (official)")
+    anchor: str | None = option(None, "anchor concept: mini-canvas default is the first class of the target's axis that is not the target; real models: the word of --anchor-prompts the target replaces (objects)")
+    anchor_prompts: str | None = option(None, "real models: text file of anchor captions, one per line (official: 'painting' prompts for styles, captions with the anchor for objects)")
+    concept_type: Literal["style", "object", "nudity"] | None = option(None, "instance prompt pattern (default: the world's kind on mini-canvas; required with --anchor-prompts)")
+    anchor_images: int = option(40, "anchor images the base model draws, prompts in turn, image i with seed i (official 200-1000)")
+    generation_steps: int = option(20, "DDIM steps drawing the anchor images (official 50)")
+    generation_guidance: float = option(5.0, "CFG scale drawing the anchor images (official 6)")
+    hflip: bool = option(True, "also use every anchor image mirrored (official augmentation)")
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.concepts) != 1:
+            raise ConfigError(f"DoCo erases one concept per run (its anchor is per concept); got {len(self.concepts)}: run it once per concept")
+        for flag, value in (("--lr", self.lr), ("--d-lr", self.d_lr), ("--max-grad-norm", self.max_grad_norm)):
+            if value <= 0:
+                raise ConfigError(f"{flag} must be positive, got {value}")
+        for flag, value in (("--batch-size", self.batch_size), ("--anchor-images", self.anchor_images),
+                            ("--generation-steps", self.generation_steps), ("--d-width", self.d_width)):
+            if value < 1:
+                raise ConfigError(f"{flag} must be at least 1, got {value}")
+        if not 0 <= self.warm_up < self.steps:
+            raise ConfigError(f"--warm-up {self.warm_up} leaves no UNet step of --steps {self.steps}; use 0 <= warm-up < steps")
+        if self.d_blocks < 0 or self.d_blocks > 6:
+            raise ConfigError(f"--d-blocks must be 0 (automatic) to 6, got {self.d_blocks}")
+        for flag, value in (("--lam", self.lam), ("--weight-decay", self.weight_decay), ("--prior-loss-weight", self.prior_loss_weight)):
+            if value < 0:
+                raise ConfigError(f"{flag} must be 0 or more, got {value}")
+        if self.surgery not in MODES:
+            raise ConfigError(f"--surgery must be one of {', '.join(MODES)}, got {self.surgery!r}")
+        if preset_component(self.params) != "unet":
+            raise ConfigError(f"--params {self.params} trains the text encoder; DoCo trains the UNet: use esd-x-strict or full")
+        if self.anchor is not None and not self.anchor.strip():
+            raise ConfigError("--anchor is empty; omit it for the default anchor or name a concept")
+        if self.anchor_prompts is not None:
+            if not os.path.isfile(self.anchor_prompts):
+                raise ConfigError(f"--anchor-prompts {self.anchor_prompts!r} does not exist; pass a text file, one caption per line")
+            if self.concept_type is None:
+                raise ConfigError("--anchor-prompts needs --concept-type style, object or nudity (the instance prompt pattern)")
+            if self.concept_type == "object" and not self.anchor:
+                raise ConfigError("--concept-type object needs --anchor WORD: the word of the anchor captions the target replaces")
+
+
+class PatchDiscriminator(nn.Module):
+    """The official PatchGAN on latents, ``blocks`` stride-2 blocks deep (see the module docstring)."""
+
+    def __init__(self, channels: int, blocks: int, width: int = 64) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = channels
+        for i in range(blocks):
+            c_out = width * 2 ** min(i, 3)
+            layers.append(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1))
+            if i > 0:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2))
+            c_in = c_out
+        layers.append(nn.Conv2d(c_in, 1, 4, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    @staticmethod
+    def blocks_for(latent_size: int) -> int:
+        """Blocks that bring ``latent_size`` down to 4 (64 -> 4, as officially; 16 -> 2; 8 -> 1)."""
+        return max(1, min(4, int(math.log2(max(latent_size, 8) / 4))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # (B, 1, h', w') logits
+
+
+def discriminator_loss(d: nn.Module, x0_anchor: torch.Tensor, x0_target: torch.Tensor) -> torch.Tensor:
+    """L_D: BCE with the anchor domain labelled 0 and the target domain 1, inputs detached."""
+    real, fake = d(x0_anchor.detach().float()), d(x0_target.detach().float())
+    return F.binary_cross_entropy_with_logits(real, torch.zeros_like(real)) + F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+
+
+def generator_loss(d: nn.Module, x0_target: torch.Tensor) -> torch.Tensor:
+    """L_u = BCE(D(x0_target), 0): the target's outputs should read as the anchor domain."""
+    out = d(x0_target.float())
+    return F.binary_cross_entropy_with_logits(out, torch.zeros_like(out))
+
+
+def instance_prompt(caption: str, target: str, kind: str, anchor: str | None, generator: torch.Generator) -> str:
+    """The anchor caption with the target put in, by the official patterns."""
+    if kind == "style":
+        pick = int(torch.randint(2, (1,), generator=generator))
+        return f"{caption}, in the style of {target}" if pick == 0 else f"in {target}'s style, {caption}"
+    if kind == "nudity":
+        return f"{target}, {caption}"
+    return caption.replace(anchor, target)
+
+
+@register
+class DoCo(ErasureMethod):
+    name = "doco"
+    summary = "DoCo: a discriminator makes the concept's outputs look like an anchor's; concept-preserving gradient surgery"
+    config_class = DoCoConfig
+    config: DoCoConfig
+
+    def optimizer(self, params):
+        return torch.optim.AdamW(params.values(), lr=self.config.lr, weight_decay=self.config.weight_decay, eps=1e-8)
+
+    def fit(self, pipe: Any, run: RunOptions | None = None) -> ErasureResult:
+        """The shared fit, with the anchor data and the discriminator's course in the record."""
+        result = super().fit(pipe, run)
+        d = self.d_losses
+        result.record["doco"] = {
+            "anchor": self.anchor_source, "discriminator_blocks": self.d_blocks,
+            "d_loss_first": d[0] if d else None, "d_loss_last": d[-1] if d else None,
+            "d_loss_curve": [round(x, 6) for x in d[:: max(1, len(d) // 50)]],
+            "conflicting_tensors_per_step": (self.cpg.total_conflicts / max(1, self.config.steps - self.config.warm_up)
+                                              if self.cpg is not None else None),
+        }
+        return result
+
+    # --- data ----------------------------------------------------------------------------
+    def _pairs(self) -> tuple[list[str], list[str], dict[str, Any]]:
+        """``(anchor captions, instance prompts, source)``: one instance prompt per caption (styles: drawn per caption)."""
+        cfg = self.config
+        target = cfg.concepts[0]
+        if cfg.anchor_prompts:
+            with open(cfg.anchor_prompts, encoding="utf-8") as f:
+                captions = [line.strip() for line in f if line.strip()]
+            if not captions:
+                raise ConfigError(f"--anchor-prompts {cfg.anchor_prompts!r} has no prompts; write one caption per line")
+            if cfg.concept_type == "object" and not any(cfg.anchor in c for c in captions):
+                raise ConfigError(f"no caption of --anchor-prompts contains the anchor word {cfg.anchor!r}; the target replaces it")
+            g = torch.Generator().manual_seed(cfg.seed)
+            instances = [instance_prompt(c, target, cfg.concept_type, cfg.anchor, g) for c in captions]
+            return captions, instances, {"prompts": os.path.abspath(cfg.anchor_prompts), "pattern": cfg.concept_type}
+        from eval.canvas import mini_canvas
+
+        spec = mini_canvas()
+        try:
+            target, kind = spec.canonical(target), spec.kind(target)
+        except EraseError as e:
+            raise ConfigError(f"{e} DoCo needs anchor images: on your own model pass --anchor-prompts FILE, "
+                              "--concept-type and (objects) --anchor WORD") from None
+        axis = spec.objects if kind == "object" else spec.styles
+        if cfg.anchor is None:
+            anchor = next(c for c in axis if c != target)
+        else:
+            anchor = spec.canonical(cfg.anchor)
+            if anchor == target or spec.kind(anchor) != kind:
+                raise ConfigError(f"--anchor {cfg.anchor!r} must be another {kind} of the world than the target {target!r}")
+        others = spec.styles if kind == "object" else spec.objects
+
+        def caption(name: str, other: str) -> str:
+            return spec.prompt(name, other) if kind == "object" else spec.prompt(other, name)
+
+        captions = [caption(anchor, o) for o in others]
+        instances = [caption(target, o) for o in others]
+        return captions, instances, {"world": spec.name, "anchor": anchor, "kind": kind}
+
+    def prepare(self, backbone, params, originals) -> None:
+        from pipelines.cache import default_cache_root
+
+        cfg = self.config
+        self.backbone: Backbone = backbone
+        self.params, self.originals = params, originals
+        captions, instances, source = self._pairs()
+        prompts = [captions[i % len(captions)] for i in range(cfg.anchor_images)]
+        sampler = SamplerSettings(steps=cfg.generation_steps, guidance=cfg.generation_guidance)
+        logger.info("doco: drawing (or reading from the cache) %d anchor images", len(prompts))
+        with torch.no_grad(), swapped(params, originals):
+            images = generated_set(backbone, prompts, range(len(prompts)), sampler, default_cache_root())
+            latents = encode_latents(backbone, images)  # (N, C, h, w)
+            rows = [i % len(captions) for i in range(cfg.anchor_images)]
+            if cfg.hflip:
+                latents = torch.cat([latents, encode_latents(backbone, ImageSet(images.images[:, :, ::-1].copy(), images.prompts))])
+                rows = rows + rows
+            self.latents = latents
+            self.rows = torch.tensor(rows, device=backbone.device)
+            self.anchor_conds = backbone.encode(captions, cache=True)  # (P, L, D)
+            self.instance_conds = backbone.encode(instances, cache=True)  # (P, L, D)
+        self.anchor_source = {**source, "images": cfg.anchor_images, "hflip": cfg.hflip, "sampler": sampler.to_dict(),
+                              "captions": captions[:3], "instance_prompts": instances[:3]}
+        size = latents.shape[-1]
+        self.d_blocks = cfg.d_blocks or PatchDiscriminator.blocks_for(size)
+        if size / 2**self.d_blocks < 2:
+            raise ConfigError(f"--d-blocks {self.d_blocks} shrinks the {size}x{size} latents below 2x2; use fewer (0: automatic)")
+        with torch.random.fork_rng(devices=[]):  # D's initial weights from the seed, global RNG untouched
+            torch.manual_seed(cfg.seed)
+            self.d = PatchDiscriminator(latents.shape[1], self.d_blocks, cfg.d_width).to(backbone.device)
+        self.d.train()
+        self.d_opt = torch.optim.Adam(self.d.parameters(), lr=cfg.d_lr, betas=(0.5, 0.999))
+        self.d_losses: list[float] = []
+        self.cpg = None
+        if cfg.surgery != "off":
+            from .training import accelerator
+
+            acc = accelerator()
+            reduce = (lambda g: acc.reduce(g, reduction="mean")) if acc.num_processes > 1 else None
+            self.cpg = ConceptPreservingGradient(params, cfg.surgery, cfg.lam, cfg.max_grad_norm, reduce)
+
+    # --- one step --------------------------------------------------------------------------
+    def _draw(self, generator: torch.Generator):
+        """A random anchor batch at random timesteps: ``(x0, noise, t, x_t, rows)``."""
+        bb, size = self.backbone, self.config.batch_size
+        index = torch.randint(len(self.latents), (size,), generator=generator).to(bb.device)
+        t = torch.randint(bb.schedule.num_train_timesteps, (size,), generator=generator).to(bb.device)
+        x0 = self.latents[index]
+        noise = torch.randn(x0.shape, generator=generator).to(bb.device, x0.dtype)
+        return x0, noise, t, bb.schedule.add_noise(x0, noise, t), self.rows[index]
+
+    def _discriminator_step(self, x0_anchor: torch.Tensor, x0_target: torch.Tensor, step: int) -> None:
+        loss_d = discriminator_loss(self.d, x0_anchor, x0_target)
+        value = float(loss_d.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the discriminator's loss became {value} at step {step + 1}: the GAN collapsed. "
+                                   "Lower --d-lr or --lr, or lengthen --warm-up")
+        self.d_opt.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.d_opt.step()
+        self.d_losses.append(value)
+
+    def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
+        cfg, bb = self.config, self.backbone
+        x0, noise, t, x_t, rows = self._draw(generator)
+        with torch.no_grad(), swapped(self.params, self.originals):
+            x0_anchor = bb.schedule.x0_from_output(x_t, bb.predict(x_t, t, self.anchor_conds[rows]), t)
+        if step < cfg.warm_up:  # D learns alone; the UNet gets no gradient at all
+            with torch.no_grad():
+                x0_target = bb.schedule.x0_from_output(x_t, bb.predict(x_t, t, self.instance_conds[rows]), t)
+            self._discriminator_step(x0_anchor, x0_target, step)
+            # A leaf with no path to the UNet: the shared loop's backward gives no gradient and
+            # AdamW skips tensors without one, so the UNet stays bit-identical.
+            return torch.tensor(self.d_losses[-1], device=bb.device, requires_grad=True)
+        p0, p_noise, p_t, p_x, p_rows = self._draw(generator)  # the prior half
+        out_target, out_prior = bb.predict(torch.cat([x_t, p_x]), torch.cat([t, p_t]),
+                                           torch.cat([self.instance_conds[rows], self.anchor_conds[p_rows]])).chunk(2)
+        x0_target = bb.schedule.x0_from_output(x_t, out_target, t)
+        self._discriminator_step(x0_anchor, x0_target, step)
+        loss_u = generator_loss(self.d, x0_target)
+        loss_r = F.mse_loss(out_prior.float(), bb.schedule.target(p0, p_noise, p_t).float())
+        if self.cpg is None:
+            return loss_u + 0.1 * cfg.prior_loss_weight * loss_r
+        self.cpg.store_retain(loss_r, retain_graph=True)
+        return loss_u
+
+    def adjust_gradients(self) -> None:
+        """Clip, then (with surgery) correct g_u against the stored g_r; nothing during the warm-up."""
+        if not any(p.grad is not None for p in self.params.values()):
+            return
+        if self.cpg is None:
+            clip_global_norm_([p.grad for p in self.params.values() if p.grad is not None], self.config.max_grad_norm)
+        else:
+            self.cpg.correct()
