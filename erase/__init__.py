@@ -12,6 +12,7 @@ from . import esd  # noqa: F401  (registers the method)
 from . import salun  # noqa: F401
 from . import fewshot  # noqa: F401
 from . import advunlearn  # noqa: F401
+from . import sfd  # noqa: F401
 from . import doco  # noqa: F401
 from .advunlearn import AdvUnlearnConfig
 from .api import erase
@@ -22,6 +23,7 @@ from .fewshot import FewShotConfig
 from .method import ErasureMethod, RunOptions
 from .registry import available, get_method, register
 from .salun import SalUnConfig
+from .sfd import SFDConfig
 
 __all__ = [
     "AdvUnlearnConfig",
@@ -32,6 +34,7 @@ __all__ = [
     "FewShotConfig",
     "MethodConfig",
     "RunOptions",
+    "SFDConfig",
     "SalUnConfig",
     "available",
     "erase",

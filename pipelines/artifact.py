@@ -85,8 +85,9 @@ def new_record(
     }
 
 
-def stock_pipeline(pipe: Any) -> Any:
-    """The same components in a plain ``StableDiffusionPipeline`` (never a subclass).
+def stock_pipeline(pipe: Any, scheduler: Any = None) -> Any:
+    """The same components in a plain ``StableDiffusionPipeline`` (never a subclass); ``scheduler``
+    replaces the pipeline's (a one-step generator's Euler scheduler).
 
     diffusers writes the pipeline class into ``model_index.json``; a subclass of ours would make
     the folder unloadable without this package.
@@ -98,18 +99,18 @@ def stock_pipeline(pipe: Any) -> Any:
         text_encoder=pipe.text_encoder,
         tokenizer=pipe.tokenizer,
         unet=pipe.unet,
-        scheduler=pipe.scheduler,
+        scheduler=scheduler if scheduler is not None else pipe.scheduler,
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
     )
 
 
-def save_pipeline_folder(pipe: Any, folder: str) -> None:
+def save_pipeline_folder(pipe: Any, folder: str, scheduler: Any = None) -> None:
     """Write ``pipe`` as a stock diffusers folder (safetensors) into an existing empty folder."""
     from .tokenizer import add_legacy_tokenizer_files
 
-    stock_pipeline(pipe).save_pretrained(folder, safe_serialization=True)
+    stock_pipeline(pipe, scheduler).save_pretrained(folder, safe_serialization=True)
     add_legacy_tokenizer_files(os.path.join(folder, "tokenizer"), pipe.tokenizer)
 
 
@@ -208,10 +209,18 @@ class ErasureResult:
             if pipeline:
                 with self._erased_view(base):
                     os.makedirs(os.path.join(tmp, PIPELINE_DIR))
-                    save_pipeline_folder(base, os.path.join(tmp, PIPELINE_DIR))
+                    save_pipeline_folder(base, os.path.join(tmp, PIPELINE_DIR), self._export_scheduler(base))
                     if self.components == {"text_encoder"}:
                         base.text_encoder.save_pretrained(os.path.join(tmp, TEXT_ENCODER_DIR), safe_serialization=True)
         return folder
+
+    def _export_scheduler(self, base: Any) -> Any:
+        """A one-step generator (SFD) is exported with the stock scheduler that samples it in one step."""
+        if not self.record.get("sampling", {}).get("one_step"):
+            return None
+        from .one_step import one_step_scheduler
+
+        return one_step_scheduler(base.scheduler.config)
 
     @contextmanager
     def _erased_view(self, pipe: Any) -> Iterator[Any]:

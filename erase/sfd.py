@@ -1,0 +1,337 @@
+"""SFD: Score Forgetting Distillation (Chen et al., ICLR 2025): a one-step generator that has forgotten.
+
+``shared/docs/algorithms.md`` §5. Three UNets: the frozen teacher (a copy of the base UNet), a
+fake score initialised from the teacher and trained, and the one-step generator ``G`` (the
+pipeline's own UNet, every tensor trained). Data-free: only prompts. Per iteration
+
+1. the fake score learns to denoise stop-gradient generator samples (CFG ``guidance_fake_train``
+   on its output, 10% of prompts dropped to the uncond prompt), remain and forget prompts;
+2. the generator takes the SiD loss on remain prompts (teacher and fake score under the same
+   prompt) plus the score-forgetting loss on forget prompts: the fake score under the forget
+   prompt, the teacher under the *override* prompt (:func:`erase.sid.sid_generator_loss`).
+   Gradients reach ``G`` through the frozen networks' inputs.
+
+The fake-score step runs inside :meth:`SFD.loss` (its own Adam); the generator step is the
+shared training loop's. ``G(z, c)`` is :func:`pipelines.one_step.one_step_generate`; the result
+is a full UNet, exported as a stock pipeline that samples in one step with
+``pipe(prompt, timesteps=[t_init], guidance_scale=1.0)`` (the record's ``sampling`` block says so).
+
+Prompts on mini-canvas come from the world: forget = every pair showing a target, override =
+the same caption with the target replaced (``override``: the next class of its axis, or a
+fixed concept), remain = the other pairs. On your own model: ``--forget-prompts`` /
+``--remain-prompts`` files and ``--override-prompts`` (paired line by line) or
+``--override-concept`` (replaces the concept's name in each forget prompt).
+
+Faithfulness and deviations:
+  * The official run starts ``G`` from a SiD-LSG distilled checkpoint. ``generator_init`` takes
+    such a generator (an SFD artifact folder or a UNet folder); without it ``G`` starts from the
+    teacher UNet, and the first iterations distil while they forget. Stage one of the official
+    two-stage path is this method with ``sg_forget = g_forget = 0``.
+  * Fake-score loss for v-prediction models is taken on the eps implied by the output (the
+    official v branch uses SNR/(SNR+1) weights).
+  * Gradient-value clipping (``clip_value``) is applied to both networks; non-finite gradient
+    entries are zeroed, as the official code does, before the finiteness check of the loop.
+  * Resuming a killed run (``--work-dir``) restores ``G`` but not the fake score (it is rebuilt
+    from the teacher).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from pipelines import ErasureResult
+from pipelines.backbone import Backbone
+from pipelines.errors import ConfigError, EraseError
+from pipelines.noise import guided
+from pipelines.one_step import one_step_call, one_step_generate
+from pipelines.params import select_parameters
+
+from .config import MethodConfig, option
+from .method import ErasureMethod, RunOptions
+from .registry import register
+from .sid import drop_prompts, fake_score_loss, sid_generator_loss
+
+logger = logging.getLogger(__name__)
+
+NEXT_CLASS = "next-class"
+
+
+@dataclass
+class SFDConfig(MethodConfig):
+    """SFD settings. Defaults are CPU-sized for mini-canvas. The official SD 1.5 run
+    (``run_sfd.sh``): ``lr=1e-6, lr_fake=3e-6, batch_size=8, guidance_*=4.5, alpha=1, t_init=625,
+    t_min=20, t_max=980``, all four coefficients 1, about 12.5k iterations (100 kimg), starting
+    from the SiD-LSG generator ``batch512_cfg4.54.54.5_t625`` (``--generator-init``)."""
+
+    steps: int = option(200, "iterations, each one fake-score step then one generator step (official: 12.5k at batch 8)")
+    lr: float = option(1e-5, "generator Adam learning rate (official SD 1e-6; CIFAR 1e-5)")
+    lr_fake: float = option(1e-5, "fake-score Adam learning rate (official SD 3e-6; CIFAR 1e-5)")
+    batch_size: int = option(4, "prompts per branch (remain and forget) per iteration (official total 8)")
+    alpha: float = option(1.0, "SiD alpha (official SD 1.0; CIFAR 1.2)")
+    guidance_fake_train: float = option(4.5, "kappa1: CFG on the fake score's output while it is trained (official 4.5)")
+    guidance_fake: float = option(4.5, "kappa2: CFG of the fake score in the generator loss (official 4.5)")
+    guidance_real: float = option(4.5, "kappa3/4: CFG of the teacher in the generator loss (official 4.5)")
+    t_init: int = option(625, "the generator's one timestep (official SD 625; CIFAR 440)")
+    t_min: int = option(20, "smallest timestep of the distillation noise (official 20)")
+    t_max: int = option(980, "largest timestep (exclusive) of the distillation noise (official 980)")
+    sg_remain: float = option(1.0, "fake-score loss weight on remain samples (official 1)")
+    sg_forget: float = option(1.0, "fake-score loss weight on forget samples (official SD 1; train.py default 0.01)")
+    g_remain: float = option(1.0, "generator SiD loss weight on remain prompts (official 1)")
+    g_forget: float = option(1.0, "score-forgetting loss weight (official SD 1; train.py default 0.01); 0 with sg_forget 0 = plain SiD distillation")
+    prompt_drop: float = option(0.1, "fraction of prompts dropped to uncond while training the fake score, when its CFG is not 1 (official 0.1)")
+    fake_override: bool = option(False, "score the forget samples' fake score under the override prompt (official sg_w_override)")
+    clip_value: float = option(1.0, "clip every gradient entry to [-v, v] (official clip_grad_value_ 1); 0 disables")
+    adam_beta1: float = option(0.0, "Adam beta1 of both networks (official 0; beta2 0.999)")
+    override: str = option(NEXT_CLASS, "mini-canvas: what replaces the target in the override prompts: next-class or a concept of the world")
+    forget_prompts: str | None = option(None, "text file, one prompt per line, showing the concept (own model)")
+    remain_prompts: str | None = option(None, "text file of prompts to keep (own model; never COCO, the evaluation set)")
+    override_prompts: str | None = option(None, "text file of safe prompts; line i overrides forget line i (or all pairs if lengths differ)")
+    override_concept: str | None = option(None, "own model: build override prompts by replacing the concept in each forget prompt with this")
+    negative_prompt: str | None = option(None, "uncond branch of every CFG (official nudity: the NSFW keyword list); default the empty prompt")
+    generator_init: str | None = option(None, "start G from this distilled generator: an SFD artifact folder or a diffusers UNet folder")
+
+    def validate(self) -> None:
+        super().validate()
+        for flag, value in (("--lr", self.lr), ("--lr-fake", self.lr_fake)):
+            if value <= 0:
+                raise ConfigError(f"{flag} must be positive, got {value}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not 0 <= self.t_min < self.t_max <= 1000:
+            raise ConfigError(f"need 0 <= --t-min < --t-max <= 1000, got {self.t_min} and {self.t_max}")
+        if not 0 < self.t_init < 1000:
+            raise ConfigError(f"--t-init must be in 1..999, got {self.t_init}")
+        if not 0 <= self.prompt_drop < 1:
+            raise ConfigError(f"--prompt-drop must be in [0, 1), got {self.prompt_drop}")
+        if min(self.sg_remain, self.sg_forget, self.g_remain, self.g_forget, self.clip_value) < 0:
+            raise ConfigError("loss coefficients and --clip-value must be 0 or more")
+        for flag, path in (("--forget-prompts", self.forget_prompts), ("--remain-prompts", self.remain_prompts),
+                           ("--override-prompts", self.override_prompts)):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"{flag} {path!r} does not exist; pass a text file with one prompt per line")
+        if bool(self.forget_prompts) != bool(self.remain_prompts):
+            raise ConfigError("pass both --forget-prompts and --remain-prompts (without either, the mini-canvas world provides them)")
+        if self.forget_prompts and not (self.override_prompts or self.override_concept):
+            raise ConfigError("own prompts need an override: pass --override-prompts FILE or --override-concept 'a safe concept'")
+        if self.override_prompts and self.override_concept:
+            raise ConfigError("--override-prompts and --override-concept both given; choose one")
+        if self.generator_init is not None and not os.path.isdir(self.generator_init):
+            raise ConfigError(f"--generator-init {self.generator_init!r} is not a folder; pass an SFD artifact or a UNet folder")
+
+
+def _read_prompts(path: str, flag: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    if not lines:
+        raise ConfigError(f"{flag} {path!r} has no prompts; write one prompt per line")
+    return lines
+
+
+def _replace_concept(prompt: str, concepts: list[str], replacement: str) -> str:
+    """SFD's regex replacement of the concept (case-insensitive) by the override concept."""
+    for c in concepts:
+        prompt = re.sub(re.escape(c), replacement, prompt, flags=re.IGNORECASE)
+    return prompt
+
+
+def _with_unet(backbone: Backbone, unet: torch.nn.Module) -> Backbone:
+    """The same backbone (schedule, prompts) predicting with another UNet."""
+    other = copy.copy(backbone)
+    other.unet = unet
+    return other
+
+
+@register
+class SFD(ErasureMethod):
+    name = "sfd"
+    summary = "Score Forgetting Distillation: distil a one-step generator whose concept scores match a safe override's"
+    config_class = SFDConfig
+    config: SFDConfig
+
+    def trainable(self, backbone: Backbone) -> dict[str, torch.nn.Parameter]:
+        return select_parameters(backbone.components, "full")  # G is the whole UNet
+
+    def fit(self, pipe: Any, run: RunOptions | None = None) -> ErasureResult:
+        result = super().fit(pipe, run)
+        result.record["sampling"] = {"one_step": True, "t_init": self.config.t_init, "scheduler": "EulerDiscreteScheduler",
+                                     "call": one_step_call(self.config.t_init)}
+        result.record["data"] = self.sources
+        return result
+
+    # --- prompts -------------------------------------------------------------------------
+    def _prompts(self) -> tuple[list[str], list[str], list[str]]:
+        """``(remain, forget, override)``; override[i] is the safe version of forget[i]."""
+        cfg = self.config
+        if cfg.forget_prompts:
+            forget = _read_prompts(cfg.forget_prompts, "--forget-prompts")
+            remain = _read_prompts(cfg.remain_prompts, "--remain-prompts")
+            if cfg.override_concept:
+                override = [_replace_concept(p, cfg.concepts, cfg.override_concept) for p in forget]
+            else:
+                override = _read_prompts(cfg.override_prompts, "--override-prompts")
+                if len(override) != len(forget):  # official: every (forget, override) pair
+                    forget, override = [f for f in forget for _ in override], [o for _ in forget for o in override]
+            return remain, forget, override
+        return self._canvas_prompts()
+
+    def _canvas_prompts(self) -> tuple[list[str], list[str], list[str]]:
+        from eval.canvas import mini_canvas
+
+        from .salun import _next_class
+
+        spec = mini_canvas()
+        try:
+            targets = {spec.canonical(c) for c in self.config.concepts}
+            fixed = None if self.config.override == NEXT_CLASS else spec.canonical(self.config.override)
+        except EraseError as e:
+            raise ConfigError(f"{e} On your own model pass --forget-prompts, --remain-prompts and --override-concept") from None
+        if fixed in targets:
+            raise ConfigError(f"--override {self.config.override} is itself a target; choose a concept to keep")
+        remain, forget, override = [], [], []
+        for o in spec.objects:
+            for s in spec.styles:
+                if o not in targets and s not in targets:
+                    remain.append(spec.prompt(o, s))
+                    continue
+                forget.append(spec.prompt(o, s))
+                if fixed is None:
+                    override.append(spec.prompt(_next_class(spec.objects, o, targets), _next_class(spec.styles, s, targets)))
+                elif spec.kind(fixed) == "object":
+                    override.append(spec.prompt(fixed, _next_class(spec.styles, s, targets)))
+                else:
+                    override.append(spec.prompt(_next_class(spec.objects, o, targets), fixed))
+        return remain, forget, override
+
+    # --- set-up --------------------------------------------------------------------------
+    def prepare(self, backbone, params, originals) -> None:
+        cfg = self.config
+        self.backbone, self.params = backbone, params
+        if cfg.generator_init:
+            self._load_generator(backbone, params)
+        remain, forget, override = self._prompts()
+        self.sources = {"remain": len(remain), "forget": len(forget), "override_examples": list(zip(forget, override))[:3]}
+        with torch.no_grad():
+            self.remain = backbone.encode(remain)  # (R, L, D); the text encoder is frozen
+            self.forget = backbone.encode(forget)  # (F, L, D)
+            self.override = backbone.encode(override)  # (F, L, D), row i overrides forget row i
+            self.uncond = backbone.encode([cfg.negative_prompt or ""])  # (1, L, D)
+        # The teacher keeps the *base* weights (originals), even when G starts from a distilled generator.
+        teacher = copy.deepcopy(backbone.unet).requires_grad_(False).eval()
+        with torch.no_grad():
+            for n, p in teacher.named_parameters():
+                p.copy_(originals[f"unet.{n}"])
+        fake = copy.deepcopy(teacher)
+        self.teacher, self.fake = _with_unet(backbone, teacher), _with_unet(backbone, fake)
+        self.fake_params = list(fake.parameters())
+        self.fake_optimizer = torch.optim.Adam(self.fake_params, lr=cfg.lr_fake, betas=(cfg.adam_beta1, 0.999))
+
+    def _load_generator(self, backbone: Backbone, params: dict[str, torch.nn.Parameter]) -> None:
+        folder = self.config.generator_init
+        if os.path.exists(os.path.join(folder, "erasure.json")):
+            tensors = ErasureResult.load(folder).tensors
+        else:
+            from diffusers import UNet2DConditionModel
+
+            unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet" if os.path.isdir(os.path.join(folder, "unet")) else None)
+            tensors = {f"unet.{n}": t for n, t in unet.state_dict().items()}
+        missing = [n for n in params if n not in tensors]
+        if missing:
+            raise ConfigError(f"--generator-init {folder!r} lacks {len(missing)} UNet tensors (e.g. {missing[0]}); "
+                              "pass a generator distilled from this base model")
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(tensors[n].to(p.device, p.dtype))
+
+    def optimizer(self, params):
+        return torch.optim.Adam(params.values(), lr=self.config.lr, betas=(self.config.adam_beta1, 0.999))
+
+    # --- one iteration -------------------------------------------------------------------
+    def _draw(self, conds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return torch.randint(conds.shape[0], (self.config.batch_size,), generator=generator)
+
+    def _noised(self, x0: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_t, t, eps)`` with ``t ~ U[t_min, t_max)``."""
+        cfg, bb = self.config, self.backbone
+        t = torch.randint(cfg.t_min, cfg.t_max, (x0.shape[0],), generator=generator).to(bb.device)
+        eps = bb.noise(x0.shape[0], generator)
+        return bb.schedule.add_noise(x0, eps, t), t, eps
+
+    def _x0(self, net: Backbone, x_t, t, cond, guidance: float) -> torch.Tensor:
+        uncond = self.uncond.expand(x_t.shape[0], -1, -1)
+        out = net.predict(x_t, t, cond, guidance=guidance, uncond=uncond)
+        return net.schedule.x0_from_output(x_t, out, t)
+
+    def fake_step(self, generator: torch.Generator) -> float:
+        """One fake-score update on stop-gradient generator samples (remain and forget)."""
+        cfg, bb = self.config, self.backbone
+        total = torch.zeros((), device=bb.device)
+        for weight, conds, fake_conds in ((cfg.sg_remain, self.remain, self.remain),
+                                          (cfg.sg_forget, self.forget, self.override if cfg.fake_override else self.forget)):
+            idx = self._draw(conds, generator)
+            z = bb.noise(len(idx), generator)
+            if weight == 0:
+                continue
+            with torch.no_grad():
+                x_g = one_step_generate(bb, z, conds[idx], cfg.t_init)
+            x_t, t, eps = self._noised(x_g, generator)
+            cond = fake_conds[idx]
+            if cfg.guidance_fake_train != 1.0:
+                cond = drop_prompts(cond, self.uncond, cfg.prompt_drop, generator)
+            self.fake.unet.requires_grad_(True)
+            out = self.fake.predict(x_t, t, cond, guidance=cfg.guidance_fake_train, uncond=self.uncond.expand(len(idx), -1, -1))
+            total = total + weight * fake_score_loss(bb.schedule.eps_from_output(x_t, out, t), eps)
+        if total.requires_grad:
+            total.backward()
+            _clean_gradients(self.fake_params, cfg.clip_value)
+            self.fake_optimizer.step()
+            self.fake_optimizer.zero_grad(set_to_none=True)
+        self.fake.unet.requires_grad_(False)
+        return float(total.detach())
+
+    def generator_loss(self, generator: torch.Generator) -> torch.Tensor:
+        """SiD on remain prompts + score forgetting on forget prompts (teacher under the override)."""
+        cfg, bb = self.config, self.backbone
+        loss = torch.zeros((), device=bb.device)
+        for weight, conds, fake_conds, real_conds in (
+            (cfg.g_remain, self.remain, self.remain, self.remain),
+            (cfg.g_forget, self.forget, self.override if cfg.fake_override else self.forget, self.override),
+        ):
+            idx = self._draw(conds, generator)
+            z = bb.noise(len(idx), generator)
+            if weight == 0:
+                continue
+            x_g = one_step_generate(bb, z, conds[idx], cfg.t_init)
+            x_t, t, _ = self._noised(x_g, generator)
+            y_real = self._x0(self.teacher, x_t, t, real_conds[idx], cfg.guidance_real)
+            y_fake = self._x0(self.fake, x_t, t, fake_conds[idx], cfg.guidance_fake)
+            finite = torch.isfinite(x_g).flatten(1).all(1) & torch.isfinite(y_real).flatten(1).all(1) & torch.isfinite(y_fake).flatten(1).all(1)
+            if not finite.all():  # official: NaN samples are filtered out
+                logger.warning("sfd: dropping %d non-finite samples", int((~finite).sum()))
+                if not finite.any():
+                    continue
+                x_g, y_real, y_fake = x_g[finite], y_real[finite], y_fake[finite]
+            loss = loss + weight * sid_generator_loss(x_g, y_real, y_fake, cfg.alpha)
+        return loss
+
+    def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
+        self.last_fake_loss = self.fake_step(generator)
+        return self.generator_loss(generator)
+
+    def adjust_gradients(self) -> None:
+        _clean_gradients(list(self.params.values()), self.config.clip_value)
+
+
+def _clean_gradients(params: list[torch.nn.Parameter], clip_value: float) -> None:
+    """Zero non-finite gradient entries, then clip every entry to [-clip_value, clip_value] (official)."""
+    for p in params:
+        if p.grad is not None:
+            torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+    if clip_value > 0:
+        torch.nn.utils.clip_grad_value_(params, clip_value)
