@@ -305,7 +305,7 @@ class DoCo(ErasureMethod):
 
     def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
         cfg, bb = self.config, self.backbone
-        x0, noise, t, x_t, rows = self._draw(generator)
+        _, _, t, x_t, rows = self._draw(generator)
         with torch.no_grad(), swapped(self.params, self.originals):
             x0_anchor = bb.schedule.x0_from_output(x_t, bb.predict(x_t, t, self.anchor_conds[rows]), t)
         if step < cfg.warm_up:  # D learns alone; the UNet gets no gradient at all

@@ -159,7 +159,8 @@ def test_cli_run_and_dry_run(capsys, tiny_folder, tmp_path):
     plan = json.loads(capsys.readouterr().out)
     assert plan["components"] == ["unet"] and plan["config"]["surgery"] == "pcgrad"
     assert main(argv + ["--out", out]) == 0
-    record = json.load(open(os.path.join(out, "erasure.json")))
+    with open(os.path.join(out, "erasure.json")) as f:
+        record = json.load(f)
     assert record["method"] == "doco" and record["config"]["params"] == "cross-attn" and record["doco"]["d_loss_last"] > 0
     code = main(["run", "doco", "--model", tiny_folder, "--concept", "star", "--warm-up", "500", "--dry-run"])
     assert code == 2 and "erase: error: --warm-up" in capsys.readouterr().err

@@ -5,7 +5,11 @@ import math
 import pytest
 import torch
 
-from erase.surgery import ConceptPreservingGradient, clip_global_norm_, conflict_projection
+from erase.surgery import (
+    ConceptPreservingGradient,
+    clip_global_norm_,
+    conflict_projection,
+)
 
 S = 1 / math.sqrt(2)
 
