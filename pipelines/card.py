@@ -42,6 +42,14 @@ def model_card(result: Any) -> str:
             "plugs into any pipeline of the same base (`pipe.text_encoder = CLIPTextModel.from_pretrained(...)`).",
             "",
         ]
+    sampling = record.get("sampling", {})
+    if sampling.get("one_step"):
+        lines += [
+            f"This is a **one-step generator**: `pipeline/` carries an Euler scheduler and samples in one UNet",
+            f"evaluation at t = {sampling['t_init']} with `pipe(prompt, timesteps=[{sampling['t_init']}], guidance_scale=1.0)`.",
+            "A multi-step call (the default 50 steps, CFG) runs but is not what the generator was trained for.",
+            "",
+        ]
     if cost:
         lines += ["## Cost", ""] + [f"- {k}: {v}" for k, v in cost.items()] + [""]
     metrics = record.get("metrics")

@@ -108,6 +108,7 @@ def test_fit_exports_a_stock_one_step_pipeline_and_is_reproducible(tiny_pipe, tm
 
     exported = StableDiffusionPipeline.from_pretrained(os.path.join(folder, "pipeline"))  # plain diffusers
     assert type(exported.scheduler).__name__ == "EulerDiscreteScheduler"
+    assert "timesteps=[625], guidance_scale=1.0" in open(os.path.join(folder, "README.md")).read()  # the card says how
     loaded = load_pipeline(folder)  # the route users take
     bb = backbone_for(loaded)
     z = bb.noise(1, torch.Generator().manual_seed(1))
