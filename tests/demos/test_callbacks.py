@@ -116,7 +116,7 @@ def test_a_session_keeps_its_newest_erasures(demo_model, monkeypatch):
     [
         ("", "esd", 2, InputError, "Choose a concept"),
         ("Van Gogh", "esd", 2, EraseError, "Unknown concept 'Van Gogh'"),
-        ("stripes", "nope", 2, InputError, "Unknown method 'nope'; choose one of: esd"),
+        ("stripes", "nope", 2, InputError, "Unknown method 'nope'; choose one of: .*esd"),
         ("stripes", "esd", 0, InputError, "training steps must be a number from 1 to 1000"),
         ("stripes", "esd", 5000, InputError, "training steps"),
     ],

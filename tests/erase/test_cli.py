@@ -24,7 +24,11 @@ def assert_one_line_error(code, err, fragment):
 
 def test_methods_lists_esd(capsys):
     code, out, _ = cli(capsys, "methods")
-    assert code == 0 and out.startswith("esd ") and "Erased Stable Diffusion" in out
+    lines = out.splitlines()
+    assert code == 0 and any(line.startswith("esd ") and "Erased Stable Diffusion" in line for line in lines)
+    from erase import available
+
+    assert sorted(line.split()[0] for line in lines if line.strip()) == sorted(available())
 
 
 def test_run_writes_an_artifact_plain_diffusers_loads(capsys, tiny_folder, tmp_path):
