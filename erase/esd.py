@@ -13,6 +13,11 @@ CompVis code does). The frozen model ``eps*`` is the same network with the base 
 trained tensors swapped in, so no second copy of the UNet is kept.
 
 Faithfulness notes:
+  * KNOWN DEVIATION (to fix, then re-measure the README table): the target's base is the frozen
+    score of ``c_from`` (= the concept by default), as in ``shared/docs/algorithms.md`` §1's
+    formula; the paper and the CompVis code use the unconditional score
+    (``e_0 - eta * (e_p - e_0)``). With eta = 1 this version maps the concept to the
+    unconditional score rather than pushing it away.
   * ``sampler`` chooses which model draws x_t: the one being trained (CompVis, default) or the
     frozen base (the diffusers rewrite). It changes behaviour; both are available.
   * ``timestep_mapping="ddim"`` labels x_t with the DDIM timestep it was sampled to (the
