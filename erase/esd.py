@@ -3,8 +3,18 @@
 The trained model learns to predict, for the concept, the frozen model's *negatively guided*
 noise (``shared/docs/algorithms.md`` §1)::
 
-    target = eps*(x_t, t, c_from) - eta * (eps*(x_t, t, c) - eps*(x_t, t, ""))
+    target = base - eta * (eps*(x_t, t, c) - eps*(x_t, t, ""))
     loss   = MSE(eps_theta(x_t, t, c_from), target)
+
+Two official versions disagree on ``base``, and ``target_base`` names the choice:
+  * ``"uncond"`` (the paper and the CompVis code, the default without ``erase_from``):
+    ``base = eps*(x_t, t, "")``, so eta = 1 pushes the concept as far *past* the unconditional
+    score as the concept sat on the other side of it.
+  * ``"from"`` (the diffusers rewrite, the only version with ``erase_from``, and the default
+    with it): ``base = eps*(x_t, t, c_from)``, which is the concept itself when ``erase_from`` is
+    unset. Without ``erase_from`` the rewrite's eta = N equals the paper's eta = N - 1: its
+    default eta = 2 is the paper's eta = 1, and its eta = 1 only maps the concept onto the
+    unconditional score (a milder ESD).
 
 There is no dataset: each iteration draws ``k ~ U{0..K-1}``, runs ``k`` DDIM steps with CFG
 ``start_guidance`` from fresh noise, conditioned on the concept, and takes the latent at that
@@ -13,11 +23,6 @@ CompVis code does). The frozen model ``eps*`` is the same network with the base 
 trained tensors swapped in, so no second copy of the UNet is kept.
 
 Faithfulness notes:
-  * KNOWN DEVIATION (to fix, then re-measure the README table): the target's base is the frozen
-    score of ``c_from`` (= the concept by default), as in ``shared/docs/algorithms.md`` §1's
-    formula; the paper and the CompVis code use the unconditional score
-    (``e_0 - eta * (e_p - e_0)``). With eta = 1 this version maps the concept to the
-    unconditional score rather than pushing it away.
   * ``sampler`` chooses which model draws x_t: the one being trained (CompVis, default) or the
     frozen base (the diffusers rewrite). It changes behaviour; both are available.
   * ``timestep_mapping="ddim"`` labels x_t with the DDIM timestep it was sampled to (the
@@ -64,6 +69,11 @@ class ESDConfig(MethodConfig):
     ddim_steps: int = option(50, "DDIM steps of the schedule x_t is sampled on")
     sampler: Literal["trained", "frozen"] = option("trained", "which model samples x_t: the one being trained (CompVis) or the frozen base")
     erase_from: str | None = option(None, "erase the concept only from this concept (ESD's erase_from); default: the concept itself")
+    target_base: Literal["auto", "uncond", "from"] = option(
+        "auto",
+        "base of the target: uncond (paper, CompVis), from (diffusers rewrite: the erase_from/concept score); "
+        "auto = uncond without --erase-from, from with it",
+    )
     timestep_mapping: Literal["ddim", "compvis"] = option("ddim", "label of x_t: its DDIM timestep, or CompVis's (off by about two steps)")
 
     def validate(self) -> None:
@@ -74,11 +84,28 @@ class ESDConfig(MethodConfig):
             raise ConfigError(f"--ddim-steps must be at least 1, got {self.ddim_steps}")
         if self.erase_from is not None and not self.erase_from.strip():
             raise ConfigError("--erase-from is empty; omit it to erase the concept everywhere")
+        if self.erase_from is not None and self.target_base == "uncond":
+            raise ConfigError(
+                "--target-base uncond with --erase-from would push every prompt of the erase_from concept "
+                "away, not only the concept; use --target-base from (or auto)"
+            )
+
+    @property
+    def resolved_target_base(self) -> str:
+        """The base the target is built on, with ``auto`` resolved."""
+        if self.target_base != "auto":
+            return self.target_base
+        return "from" if self.erase_from is not None else "uncond"
+
+    def to_dict(self) -> dict:
+        """Records the resolved base, so that a record says which ESD ran without knowing ``auto``'s rule."""
+        return {**super().to_dict(), "target_base": self.resolved_target_base}
 
 
 @register
 class ESD(ErasureMethod):
     name = "esd"
+    version = "2"  # 2: paper/CompVis target base (uncond) by default; 1 used the concept's score
     summary = "Erased Stable Diffusion: fine-tune towards negatively guided frozen scores (reference baseline)"
     config_class = ESDConfig
     config: ESDConfig
@@ -118,6 +145,7 @@ class ESD(ErasureMethod):
                 t = torch.tensor(label, device=bb.device)
             with swapped(self.params, self.originals):
                 e_uncond, e_concept, e_from = bb.predict(x_t.expand(3, -1, -1, -1), t, self.frozen_cond[concept]).chunk(3)
-            target = e_from - cfg.negative_guidance * (e_concept - e_uncond)
+            base = e_from if cfg.resolved_target_base == "from" else e_uncond
+            target = base - cfg.negative_guidance * (e_concept - e_uncond)
         prediction = bb.predict(x_t, t, self._trained_cond(concept))
         return F.mse_loss(prediction.float(), target.float())

@@ -14,23 +14,46 @@ def run(pipe, **overrides):
     return erase(pipe, config, progress=False)
 
 
-def test_eta_zero_gives_zero_loss_at_start(tiny_pipe):
-    method = ESD(ESDConfig(concepts=["star"], negative_guidance=0.0, ddim_steps=4))
-    bb = backbone_for(tiny_pipe)
+def _prepared(pipe, **overrides):
+    method = ESD(ESDConfig(concepts=["star"], ddim_steps=4, **overrides))
+    bb = backbone_for(pipe)
     params = select_parameters(bb.components, "esd-x")
     originals = {n: p.detach().clone() for n, p in params.items()}
     method.prepare(bb, params, originals)
     for p in params.values():
         p.requires_grad_(True)
+    return method, bb, params
+
+
+def test_from_base_with_eta_zero_gives_zero_loss_at_start(tiny_pipe):
+    """The diffusers rewrite's form at eta = 0 asks the model for what it already predicts."""
+    method, _, params = _prepared(tiny_pipe, negative_guidance=0.0, target_base="from")
     loss = method.loss(0, torch.Generator().manual_seed(0))
     # Zero up to float rounding: the frozen scores are computed in one batch of three, the
     # trained one alone, and batched kernels round differently in the last bits.
     assert loss.item() < 1e-10
     loss.backward()
     assert max(p.grad.abs().max().item() for p in params.values() if p.grad is not None) < 1e-6
-    eta_one = ESD(ESDConfig(concepts=["star"], negative_guidance=1.0, ddim_steps=4))
-    eta_one.prepare(bb, params, originals)
+    eta_one, _, _ = _prepared(tiny_pipe, negative_guidance=1.0, target_base="from")
     assert eta_one.loss(0, torch.Generator().manual_seed(0)).item() > 1e-6
+
+
+@pytest.mark.parametrize("eta", [0.5, 1.0])
+def test_default_target_is_the_papers_and_the_rewrites_eta_is_one_more(tiny_pipe, eta):
+    """Paper/CompVis: target = e_0 - eta (e_c - e_0); the rewrite reaches it with eta + 1."""
+    paper, _, _ = _prepared(tiny_pipe, negative_guidance=eta)
+    assert paper.config.to_dict()["target_base"] == "uncond"
+    rewrite, _, _ = _prepared(tiny_pipe, negative_guidance=eta + 1, target_base="from")
+    a = paper.loss(0, torch.Generator().manual_seed(3)).item()
+    b = rewrite.loss(0, torch.Generator().manual_seed(3)).item()
+    assert a > 1e-6 and abs(a - b) <= 1e-5 * a
+    mild, _, _ = _prepared(tiny_pipe, negative_guidance=eta, target_base="from")
+    assert mild.loss(0, torch.Generator().manual_seed(3)).item() < a
+
+
+def test_uncond_base_with_erase_from_is_refused(tiny_pipe):
+    with pytest.raises(ConfigError, match="--target-base from"):
+        erase(tiny_pipe, ESDConfig(concepts=["star"], erase_from="a shape", target_base="uncond"), progress=False)
 
 
 def test_esd_x_changes_only_cross_attention_bit_for_bit(tiny_pipe):
@@ -68,7 +91,7 @@ def test_training_moves_the_model_towards_the_target(tiny_pipe):
     cond = bb.encode(["", "star"])
     with torch.no_grad():
         uncond_out, concept_out = (bb.predict(x_t, t, c.expand(4, -1, -1)) for c in cond.split(1))
-        target = concept_out - 1.0 * (concept_out - uncond_out)
+        target = uncond_out - 1.0 * (concept_out - uncond_out)
         base_error = (concept_out - target).pow(2).mean()
         with result.applied(tiny_pipe):
             erased_error = (bb.predict(x_t, t, cond[1:].expand(4, -1, -1)) - target).pow(2).mean()
@@ -83,6 +106,7 @@ def test_text_encoder_preset_trains_only_the_text_encoder(tiny_pipe):
 def test_several_concepts_and_erase_from(tiny_pipe):
     result = run(tiny_pipe, concepts=["star", "heart"], erase_from="a shape", timestep_mapping="compvis")
     assert result.concepts == ["star", "heart"] and result.record["config"]["erase_from"] == "a shape"
+    assert result.record["config"]["target_base"] == "from"
 
 
 @pytest.mark.parametrize(
