@@ -34,8 +34,7 @@ Faithfulness notes and deviations:
     predictions. Same arithmetic as separate calls.
   * ``retain_train='iter'`` (separate retain optimiser steps) is not implemented; ``reg`` is
     the mode the official README uses.
-  * The target uses the unconditional noise as its base, as AdvUnlearn's (CompVis) code does,
-    not ``eps_o(c)`` as :mod:`erase.esd` with ``erase_from`` unset.
+  * The target is ESD's paper/CompVis form (unconditional base), as AdvUnlearn's code has it.
   * ``preset="official"`` sets the official SD 1.x schedule on every field still at its
     default (1000 iterations, lr 1e-5, 30 attack steps redrawn each step, warm-up 200,
     gamma 0.3 as in the README, retain batch 5); flags given explicitly win.
@@ -62,6 +61,7 @@ from pipelines.params import swapped
 from pipelines.sampling import sample_until
 
 from .config import MethodConfig, option
+from .esd import negatively_guided
 from .method import ErasureMethod
 from .registry import register
 from .salun import _read_prompts
@@ -252,7 +252,7 @@ class AdvUnlearn(ErasureMethod):
         with torch.no_grad(), self._frozen():
             frozen = bb.predict(torch.cat([x[:1], x]), t, torch.cat([self.frozen_uncond, conds]))  # (2 + R, ...)
         e_uncond, e_concept, e_retain = frozen[:1], frozen[1:2], frozen[2:]
-        target = e_uncond - cfg.negative_guidance * (e_concept - e_uncond)
+        target = negatively_guided(e_uncond, e_concept, e_uncond, cfg.negative_guidance)
         adversarial = step >= cfg.warmup
         if adversarial and (self.delta is None or (step - cfg.warmup) % cfg.attack_every == 0):
             self._attack(concept, x[:1], t, step, generator)

@@ -50,6 +50,11 @@ from .method import ErasureMethod
 from .registry import register
 
 
+def negatively_guided(base: torch.Tensor, concept: torch.Tensor, uncond: torch.Tensor, eta: float) -> torch.Tensor:
+    """ESD's target ``base - eta * (concept - uncond)``: the one formula ESD and AdvUnlearn share."""
+    return base - eta * (concept - uncond)
+
+
 @dataclass
 class ESDConfig(MethodConfig):
     """ESD settings. Defaults are tuned on the shipped mini-canvas model (a learning-rate sweep
@@ -146,6 +151,6 @@ class ESD(ErasureMethod):
             with swapped(self.params, self.originals):
                 e_uncond, e_concept, e_from = bb.predict(x_t.expand(3, -1, -1, -1), t, self.frozen_cond[concept]).chunk(3)
             base = e_from if cfg.resolved_target_base == "from" else e_uncond
-            target = base - cfg.negative_guidance * (e_concept - e_uncond)
+            target = negatively_guided(base, e_concept, e_uncond, cfg.negative_guidance)
         prediction = bb.predict(x_t, t, self._trained_cond(concept))
         return F.mse_loss(prediction.float(), target.float())
