@@ -50,10 +50,11 @@ from pipelines import ErasureResult
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError
 from pipelines.noise import guided
-from pipelines.one_step import one_step_call, one_step_generate
+from pipelines.one_step import one_step_generate, sampling_block
 from pipelines.params import select_parameters
 
 from .config import MethodConfig, option
+from .data import next_class, read_prompts
 from .method import ErasureMethod, RunOptions
 from .registry import register
 from .sid import drop_prompts, fake_score_loss, sid_generator_loss
@@ -126,14 +127,6 @@ class SFDConfig(MethodConfig):
             raise ConfigError(f"--generator-init {self.generator_init!r} is not a folder; pass an SFD artifact or a UNet folder")
 
 
-def _read_prompts(path: str, flag: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        lines = [line.strip() for line in f if line.strip()]
-    if not lines:
-        raise ConfigError(f"{flag} {path!r} has no prompts; write one prompt per line")
-    return lines
-
-
 def _replace_concept(prompt: str, concepts: list[str], replacement: str) -> str:
     """SFD's regex replacement of the concept (case-insensitive) by the override concept."""
     for c in concepts:
@@ -160,8 +153,7 @@ class SFD(ErasureMethod):
 
     def fit(self, pipe: Any, run: RunOptions | None = None) -> ErasureResult:
         result = super().fit(pipe, run)
-        result.record["sampling"] = {"one_step": True, "t_init": self.config.t_init, "scheduler": "EulerDiscreteScheduler",
-                                     "call": one_step_call(self.config.t_init)}
+        result.record["sampling"] = sampling_block(self.config.t_init)  # marks it a one-step generator for every loader
         result.record["data"] = self.sources
         return result
 
@@ -170,12 +162,12 @@ class SFD(ErasureMethod):
         """``(remain, forget, override)``; override[i] is the safe version of forget[i]."""
         cfg = self.config
         if cfg.forget_prompts:
-            forget = _read_prompts(cfg.forget_prompts, "--forget-prompts")
-            remain = _read_prompts(cfg.remain_prompts, "--remain-prompts")
+            forget = read_prompts(cfg.forget_prompts, "--forget-prompts")
+            remain = read_prompts(cfg.remain_prompts, "--remain-prompts")
             if cfg.override_concept:
                 override = [_replace_concept(p, cfg.concepts, cfg.override_concept) for p in forget]
             else:
-                override = _read_prompts(cfg.override_prompts, "--override-prompts")
+                override = read_prompts(cfg.override_prompts, "--override-prompts")
                 if len(override) != len(forget):  # official: every (forget, override) pair
                     forget, override = [f for f in forget for _ in override], [o for _ in forget for o in override]
             return remain, forget, override
@@ -183,8 +175,6 @@ class SFD(ErasureMethod):
 
     def _canvas_prompts(self) -> tuple[list[str], list[str], list[str]]:
         from eval.canvas import mini_canvas
-
-        from .salun import _next_class
 
         spec = mini_canvas()
         try:
@@ -202,11 +192,11 @@ class SFD(ErasureMethod):
                     continue
                 forget.append(spec.prompt(o, s))
                 if fixed is None:
-                    override.append(spec.prompt(_next_class(spec.objects, o, targets), _next_class(spec.styles, s, targets)))
+                    override.append(spec.prompt(next_class(spec.objects, o, targets), next_class(spec.styles, s, targets)))
                 elif spec.kind(fixed) == "object":
-                    override.append(spec.prompt(fixed, _next_class(spec.styles, s, targets)))
+                    override.append(spec.prompt(fixed, next_class(spec.styles, s, targets)))
                 else:
-                    override.append(spec.prompt(_next_class(spec.objects, o, targets), fixed))
+                    override.append(spec.prompt(next_class(spec.objects, o, targets), fixed))
         return remain, forget, override
 
     # --- set-up --------------------------------------------------------------------------

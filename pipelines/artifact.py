@@ -10,6 +10,11 @@ to a different base model is refused. Saved, it is a folder (``shared/docs/contr
     README.md             the model card
     pipeline/             a complete stock StableDiffusionPipeline folder (plain diffusers loads it)
     text_encoder/         a plain CLIPTextModel folder, when only the text encoder changed
+
+A one-step generator (SFD) also has a ``sampling`` block in its record
+(``pipelines.one_step.sampling_block``); applying or loading it marks the pipeline so that every
+sampler of this package draws it in one step, and ``apply_`` returns a pipeline whose plain
+call does the same (``pipelines.one_step``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from .atomic import atomic_folder
 from .backbone import backbone_for
 from .errors import BaseMismatchError, EraseError
 from .fingerprint import tensors_sha256
+from .one_step import mark_one_step, one_step_pipeline, one_step_scheduler, pipeline_t_init, record_t_init
 from .params import resolve_tensors
 from .weights import save_safetensors
 
@@ -140,6 +146,11 @@ class ErasureResult:
         return sum(t.numel() * t.element_size() for t in self.tensors.values()) / 2**20
 
     @property
+    def t_init(self) -> int | None:
+        """The timestep a one-step generator samples at; None for an ordinary (multi-step) model."""
+        return record_t_init(self.record)
+
+    @property
     def base_source(self) -> str:
         """Where to load the recorded base from: its recorded path while it exists, else the
         name it was given (a hub id, ``mini-canvas``); a moved folder falls back to the name."""
@@ -167,22 +178,34 @@ class ErasureResult:
 
     @torch.no_grad()
     def apply_(self, pipe: Any, force: bool = False) -> Any:
-        """Write the erased tensors into ``pipe`` in place (its device and dtype are kept)."""
+        """Write the erased tensors into ``pipe`` in place (its device and dtype are kept).
+
+        Returns ``pipe``; for a one-step generator, ``pipe`` is also marked as one (this
+        package's samplers then draw it in one step) and the return value is a pipeline sharing
+        its modules whose plain call samples in one step (``pipe = result.apply_(pipe)``):
+        ``pipe``'s own call and scheduler are left as they were.
+        """
         if not force:
             self.check_base(pipe)
         for name, live in self._live(pipe).items():
             live.copy_(self.tensors[name].to(device=live.device, dtype=live.dtype))
-        return pipe
+        t_init = self.t_init
+        if t_init is None:
+            return pipe
+        mark_one_step(pipe, t_init)
+        return one_step_pipeline(pipe, t_init)
 
     @contextmanager
     def applied(self, pipe: Any, force: bool = False) -> Iterator[Any]:
         """Apply to ``pipe`` for the duration of the block, then restore the base tensors."""
         live = self._live(pipe)
         originals = {n: t.detach().clone() for n, t in live.items()}
+        mark = pipeline_t_init(pipe)
         self.apply_(pipe, force=force)
         try:
             yield pipe
         finally:
+            mark_one_step(pipe, mark)
             with torch.no_grad():
                 for n, t in live.items():
                     t.copy_(originals[n])
@@ -216,10 +239,8 @@ class ErasureResult:
 
     def _export_scheduler(self, base: Any) -> Any:
         """A one-step generator (SFD) is exported with the stock scheduler that samples it in one step."""
-        if not self.record.get("sampling", {}).get("one_step"):
+        if self.t_init is None:
             return None
-        from .one_step import one_step_scheduler
-
         return one_step_scheduler(base.scheduler.config)
 
     @contextmanager
@@ -250,6 +271,7 @@ class ErasureResult:
             raise EraseError(f"'{record_path}' is not readable JSON ({e}); re-run the erasure") from None
         if record.get("schema") != SCHEMA:
             raise EraseError(f"'{record_path}' has schema {record.get('schema')!r}; this erase reads schema {SCHEMA}")
+        record_t_init(record)  # a damaged one-step block fails here, not half-way through an evaluation
         return cls(tensors=tensors, record=record)
 
 
@@ -265,7 +287,8 @@ def load_erased(
 
     Without ``base``: the exported ``pipeline/`` if present, else the recorded base model with
     the delta applied. With ``base`` (a pipeline): the delta applied to it in place, refused if
-    its fingerprint differs unless ``force``.
+    its fingerprint differs unless ``force``. A one-step generator comes back as the pipeline
+    ``apply_`` returns for one: its plain call samples in one step.
     """
     from .loading import load_pipeline
 
@@ -273,6 +296,7 @@ def load_erased(
     if base is None:
         exported = os.path.join(folder, PIPELINE_DIR)
         if os.path.isdir(exported):
-            return load_pipeline(exported, device=device, dtype=dtype)
+            pipe = load_pipeline(exported, device=device, dtype=dtype)
+            return pipe if result.t_init is None else one_step_pipeline(pipe, result.t_init)
         base = load_pipeline(result.base_source, device=device, dtype=dtype)
     return result.apply_(base, force=force)

@@ -34,7 +34,7 @@ from safetensors import safe_open
 from .atomic import write_text
 from .backbone import Backbone
 from .fingerprint import module_sha256
-from .generation import SamplerSettings, generate
+from .generation import SamplerSettings, effective_settings, generate
 from .weights import save_safetensors
 
 logger = logging.getLogger(__name__)
@@ -124,11 +124,15 @@ def model_fingerprint(backbone: Backbone) -> str:
 
 
 def image_cache(root: str, backbone: Backbone, sampler: SamplerSettings) -> ImageCache:
-    """The cache of one model under one sampler (guidance is per item, so not part of the key)."""
+    """The cache of one model under one sampler (guidance is per item, so not part of the key).
+
+    The sampler part is what the model is really drawn with: a one-step generator's images are
+    keyed by its one step, never under the multi-step settings it ignores.
+    """
     import diffusers
 
     settings = {
-        "sampler": {k: v for k, v in sampler.to_dict().items() if k != "guidance"},
+        "sampler": {k: v for k, v in effective_settings(backbone, sampler).items() if k != "guidance"},
         "size": backbone.resolution,
         "scheduler": json.loads(json.dumps(dict(backbone.pipe.scheduler.config), default=str)),
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__},
