@@ -61,10 +61,10 @@ from pipelines.params import swapped
 from pipelines.sampling import sample_until
 
 from .config import MethodConfig, option
+from .data import read_prompts
 from .esd import negatively_guided
 from .method import ErasureMethod
 from .registry import register
-from .salun import _read_prompts
 from .templates import prompt_list
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def _words(text: str) -> set[str]:
 def retain_pool(config: AdvUnlearnConfig) -> tuple[list[str], str]:
     """The retain prompts and where they come from (see the module docstring)."""
     if config.retain_prompts is not None:
-        pool, source = _read_prompts(config.retain_prompts, "--retain-prompts"), config.retain_prompts
+        pool, source = read_prompts(config.retain_prompts, "--retain-prompts"), config.retain_prompts
     else:
         world = mini_canvas()
         try:

@@ -24,7 +24,7 @@ from PIL import Image
 
 from pipelines.backbone import Backbone
 from pipelines.cache import generate_cached, image_cache
-from pipelines.errors import EraseError
+from pipelines.errors import ConfigError, EraseError
 from pipelines.generation import SamplerSettings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -67,6 +67,38 @@ def canvas_sets(spec, concept: str, per_pair: int, seed_purpose: str = "diffusio
     if leaked:  # the world's names are disjoint, so this would be a bug in the spec
         raise EraseError(f"retain prompts mention {target!r}: {leaked[:3]}; fix the world's synonyms")
     return forget, retain
+
+
+def read_prompts(path: str, flag: str) -> list[str]:
+    """The non-blank lines of a prompt file given by ``flag``, stripped.
+
+    Shared by every method that takes ``--*-prompts FILE`` (SalUn, AdvUnlearn, SFD) so that a
+    missing, unreadable or empty file gets the same error naming the flag and the fix.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            prompts = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{flag} {path!r} is not a readable text file ({e}); write one prompt per line") from None
+    if not prompts:
+        raise ConfigError(f"{flag} {path!r} has no prompts; write one prompt per line")
+    return prompts
+
+
+def next_class(order: tuple[str, ...], name: str, targets: set[str]) -> str:
+    """``name`` itself if it is not a target, else the next class in ``order`` that is not.
+
+    The mini-canvas relabelling of SalUn's and SFD's "next class" pseudo-label: a forget caption
+    keeps its structure and names a neighbouring concept of the same axis, never another target.
+    """
+    if name not in targets:
+        return name
+    start = order.index(name)
+    for step in range(1, len(order)):
+        candidate = order[(start + step) % len(order)]
+        if candidate not in targets:
+            return candidate
+    raise ConfigError("every class of an axis is a target, so there is no next class; use --pseudo retain or a prompt")
 
 
 def image_files(folder: str, flag: str = "--images") -> list[str]:

@@ -59,7 +59,15 @@ from pipelines.generation import SamplerSettings
 from pipelines.params import preset_component, swapped
 
 from .config import MethodConfig, option
-from .data import ImageSet, canvas_sets, encode_latents, folder_set, generated_set
+from .data import (
+    ImageSet,
+    canvas_sets,
+    encode_latents,
+    folder_set,
+    generated_set,
+    next_class,
+    read_prompts,
+)
 from .method import ErasureMethod, RunOptions
 from .registry import register
 from .saliency import SaliencyMask, signed_gradient_sum
@@ -182,29 +190,6 @@ def _encode(backbone: Backbone, images: ImageSet) -> _Encoded:
     return _Encoded(encode_latents(backbone, images), ids, _conds(backbone, distinct), distinct)
 
 
-def _read_prompts(path: str, flag: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            prompts = [line.strip() for line in f if line.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{flag} {path!r} is not a readable text file ({e}); write one prompt per line") from None
-    if not prompts:
-        raise ConfigError(f"{flag} {path!r} has no prompts; write one prompt per line")
-    return prompts
-
-
-def _next_class(order: tuple[str, ...], name: str, targets: set[str]) -> str:
-    """``name`` itself if it is not a target, else the next class in ``order`` that is not."""
-    if name not in targets:
-        return name
-    start = order.index(name)
-    for step in range(1, len(order)):
-        candidate = order[(start + step) % len(order)]
-        if candidate not in targets:
-            return candidate
-    raise ConfigError("every class of an axis is a target, so there is no next class; use --pseudo retain or a prompt")
-
-
 def _merge(sets: list[ImageSet]) -> ImageSet:
     return ImageSet(np.concatenate([s.images for s in sets]), [p for s in sets for p in s.prompts], sets[0].source)
 
@@ -242,7 +227,7 @@ class SalUn(ErasureMethod):
             return None
         from pipelines.cache import default_cache_root
 
-        lines = _read_prompts(prompt_file, f"--{kind}-prompts")
+        lines = read_prompts(prompt_file, f"--{kind}-prompts")
         prompts = [lines[i % len(lines)] for i in range(cfg.generated_images)]
         sampler = SamplerSettings(steps=cfg.generation_steps, guidance=cfg.generation_guidance)
         logger.info("salun: drawing (or reading from the cache) %d %s images of %s", len(prompts), kind, prompt_file)
@@ -273,15 +258,15 @@ class SalUn(ErasureMethod):
         retain = ImageSet(retain.images[keep], [retain.prompts[i] for i in keep], retain.source)
         chosen = set(targets)
         pair_of = {spec.prompt(o, s): (o, s) for o in spec.objects for s in spec.styles}
-        next_class = {p: spec.prompt(_next_class(spec.objects, o, chosen), _next_class(spec.styles, s, chosen))
-                      for p, (o, s) in pair_of.items() if p in seen}
-        return _merge(forgets), retain, next_class
+        relabel = {p: spec.prompt(next_class(spec.objects, o, chosen), next_class(spec.styles, s, chosen))
+                   for p, (o, s) in pair_of.items() if p in seen}
+        return _merge(forgets), retain, relabel
 
     def prepare(self, backbone, params, originals) -> None:
         cfg = self.config
         self.backbone: Backbone = backbone
         self.params, self.originals = params, originals
-        forget_images, retain_images, next_class = self._image_sets(backbone)
+        forget_images, retain_images, relabel = self._image_sets(backbone)
         self.sources = {"forget": {**forget_images.source, "images": len(forget_images)},
                         "retain": None if retain_images is None else {**retain_images.source, "images": len(retain_images)}}
         uses_retain = cfg.alpha > 0 or cfg.pseudo == RETAIN
@@ -290,7 +275,7 @@ class SalUn(ErasureMethod):
             self.retain = _encode(backbone, retain_images) if uses_retain else None
             self.uncond = _conds(backbone, [""])  # (1, L, D)
             if cfg.pseudo == NEXT_CLASS:
-                self.pseudo_conds = _conds(backbone, [next_class[p] for p in self.forget.prompts])  # (P_f, L, D)
+                self.pseudo_conds = _conds(backbone, [relabel[p] for p in self.forget.prompts])  # (P_f, L, D)
             elif cfg.pseudo != RETAIN:
                 self.pseudo_conds = _conds(backbone, [cfg.pseudo]).expand(len(self.forget.prompts), -1, -1)
         self.mask = self._saliency(backbone, params)

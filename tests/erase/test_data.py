@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from erase.data import canvas_sets, encode_latents, folder_set
+from erase.data import canvas_sets, encode_latents, folder_set, next_class, read_prompts
 from eval.canvas import mini_canvas
 from pipelines import backbone_for
-from pipelines.errors import EraseError
+from pipelines.errors import ConfigError, EraseError
 
 
 def test_canvas_sets_split_on_the_target():
@@ -35,3 +35,26 @@ def test_latents_have_the_model_shape(tiny_pipe):
     forget, _ = canvas_sets(mini_canvas(), "dots", per_pair=1)
     z = encode_latents(bb, forget)
     assert z.shape == (len(forget), *bb.latent_shape(1)[1:])
+
+
+def test_read_prompts_strips_blank_lines_and_names_the_flag_on_bad_files(tmp_path):
+    good = tmp_path / "p.txt"
+    good.write_text("  a star  \n\n a cross\n", encoding="utf-8")
+    assert read_prompts(str(good), "--x-prompts") == ["a star", "a cross"]
+    (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="--x-prompts .* has no prompts"):
+        read_prompts(str(tmp_path / "empty.txt"), "--x-prompts")
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ConfigError, match="--y-prompts .* is not a readable text file"):
+        read_prompts(str(tmp_path / "bin.txt"), "--y-prompts")
+    with pytest.raises(ConfigError, match="is not a readable text file"):
+        read_prompts(str(tmp_path / "missing.txt"), "--y-prompts")
+
+
+def test_next_class_skips_targets_and_wraps_around():
+    order = ("a", "b", "c", "d")
+    assert next_class(order, "b", {"a"}) == "b"  # not a target: unchanged
+    assert next_class(order, "b", {"b", "c"}) == "d"
+    assert next_class(order, "d", {"d", "a"}) == "b"  # wraps past the end
+    with pytest.raises(ConfigError, match="every class of an axis is a target"):
+        next_class(order, "a", set(order))
