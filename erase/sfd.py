@@ -50,7 +50,7 @@ from pipelines import ErasureResult
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError
 from pipelines.noise import guided
-from pipelines.one_step import one_step_call, one_step_generate
+from pipelines.one_step import one_step_generate, sampling_block
 from pipelines.params import select_parameters
 
 from .config import MethodConfig, option
@@ -153,8 +153,7 @@ class SFD(ErasureMethod):
 
     def fit(self, pipe: Any, run: RunOptions | None = None) -> ErasureResult:
         result = super().fit(pipe, run)
-        result.record["sampling"] = {"one_step": True, "t_init": self.config.t_init, "scheduler": "EulerDiscreteScheduler",
-                                     "call": one_step_call(self.config.t_init)}
+        result.record["sampling"] = sampling_block(self.config.t_init)  # marks it a one-step generator for every loader
         result.record["data"] = self.sources
         return result
 
