@@ -3,9 +3,15 @@
 Each step leaves its own folder (``artifact/``, ``eval/``) written atomically, so a killed cell
 resumes at the step it was in: an erasure half-way through continues from its checkpoint, a
 finished erasure is not trained again. ``cell.json`` is written last; its presence with
-``status: done`` is what "finished" means. The method is reached through the method registry
-and the evaluation through the ``erase eval`` command itself, so the bench measures exactly
-what a user running the two commands would get.
+``status: done`` is what "finished" means. The method is reached through the method registry,
+the evaluation and the attack through the ``erase eval`` and ``erase attack`` commands
+themselves, so the bench measures exactly what a user running those commands would get.
+
+An attacked cell also has ``attack/`` (``attack.json`` and ``adversarial_prompts.jsonl``) and,
+once that folder is complete, ``attack/bench_key.txt`` with the attack key it was run under:
+a folder without it, or with another key, is attacked again; erasure and eval are untouched.
+The whole cell runs as if its process were alone (``sharding.alone``): under ``accelerate``
+each process takes whole cells, so the eval and attack inside must not split their prompts.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import Any
 from pipelines.atomic import write_text
 
 from .cells import Cell, read_record
+
+ATTACK_KEY_FILE = "bench_key.txt"
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +46,68 @@ def _erase(cell: Cell, folder: str, pipe: Any, progress: bool) -> None:
     shutil.rmtree(checkpoints, ignore_errors=True)
 
 
-def _evaluate(cell: Cell, folder: str, progress: bool) -> None:
-    from eval import cli as eval_cli
+def flags(settings: dict[str, Any]) -> list[str]:
+    """``{"stages": 10, "no_cache": True}`` -> ``["--no-cache", "--stages", "10"]`` (False or None: left out)."""
+    argv: list[str] = []
+    for key, value in sorted(settings.items()):
+        if value is None or value is False:
+            continue
+        argv.append(f"--{key.replace('_', '-')}")
+        if value is not True:
+            argv.append(str(value))
+    return argv
+
+
+def parse(module: str, argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed by the ``erase`` subcommand of ``module``'s own parser (its checks, its defaults)."""
+    import importlib
 
     parser = argparse.ArgumentParser(prog="erase")
-    eval_cli.add_parser(parser.add_subparsers())
-    argv = ["eval", "--model", os.path.join(folder, "artifact"), "--target", cell.target, "--out", os.path.join(folder, "eval")]
-    for key, value in sorted(cell.eval_settings.items()):
-        argv += [f"--{key.replace('_', '-')}", str(value)]
-    args = parser.parse_args(argv)
+    importlib.import_module(module).add_parser(parser.add_subparsers())
+    return parser.parse_args(argv)
+
+
+def command(module: str, argv: list[str], progress: bool) -> None:
+    """Run an ``erase`` subcommand in this process."""
+    args = parse(module, argv)
     args.quiet = not progress
-    eval_cli.run(args)
+    args.handler(args)
+
+
+def _evaluate(cell: Cell, folder: str, progress: bool) -> None:
+    argv = ["eval", "--model", os.path.join(folder, "artifact"), "--target", cell.target, "--out", os.path.join(folder, "eval")]
+    command("eval.cli", argv + flags(cell.eval_settings), progress)
+
+
+def attack_argv(cell: Cell, folder: str) -> list[str]:
+    """``erase attack NAME --model <artifact> --concept <target> --out <cell>/attack --overwrite <settings>``."""
+    settings = dict(cell.attack or {})
+    name = settings.pop("attack")
+    out = os.path.join(folder, "attack")
+    return ["attack", name, "--model", os.path.join(folder, "artifact"), "--concept", cell.target, "--out", out,
+            "--overwrite", *flags(settings)]
+
+
+def _attacked(cell: Cell, folder: str) -> bool:
+    try:
+        with open(os.path.join(folder, "attack", ATTACK_KEY_FILE), encoding="utf-8") as f:
+            return f.read().strip() == cell.attack_key
+    except OSError:
+        return False
+
+
+def _attack(cell: Cell, folder: str, progress: bool) -> None:
+    command("attacks.cli", attack_argv(cell, folder), progress)
+    write_text(os.path.join(folder, "attack", ATTACK_KEY_FILE), f"{cell.attack_key}\n")
+
+
+def _robustness(cell: Cell, folder: str) -> dict[str, Any] | None:
+    """The attack's summary for the cell record (the shape of ``erase eval --attack``'s block, plus its key)."""
+    if cell.attack is None or not _attacked(cell, folder):
+        return None
+    record = _read(os.path.join(folder, "attack", "attack.json"))
+    keys = ("attack", "pre_asr", "asr", "budget", "seconds_per_prompt", "counts")
+    return {**{k: record.get(k) for k in keys}, "seconds": record["cost"].get("wall_seconds"), "key": cell.attack_key}
 
 
 def _read(path: str) -> dict[str, Any]:
@@ -56,8 +115,20 @@ def _read(path: str) -> dict[str, Any]:
         return json.load(f)
 
 
+def machine() -> dict[str, Any]:
+    """Where a cell ran: its seconds mean little without it."""
+    import platform
+
+    import torch
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": torch.get_num_threads(), "gpu": gpu}
+
+
 def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[str, Any]:
     """Bring ``cell`` to done and return its record (``cell.json``)."""
+    from eval.metrics.sharding import alone
+
     folder = cell.folder(root)
     previous = read_record(cell, root)
     if previous is not None and previous.get("key") != cell.key:
@@ -65,10 +136,16 @@ def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[st
         shutil.rmtree(folder)
     os.makedirs(folder, exist_ok=True)
     started = time.perf_counter()
-    if not os.path.exists(os.path.join(folder, "artifact")):
-        _erase(cell, folder, pipe, progress)
-    if not os.path.exists(os.path.join(folder, "eval")):
-        _evaluate(cell, folder, progress)
+    with alone():
+        if not os.path.exists(os.path.join(folder, "artifact")):
+            _erase(cell, folder, pipe, progress)
+        if not os.path.exists(os.path.join(folder, "eval")):
+            _evaluate(cell, folder, progress)
+        if cell.attack is not None and not _attacked(cell, folder):
+            _attack(cell, folder, progress)
+    robustness = _robustness(cell, folder)
+    if robustness is None and previous is not None and previous.get("key") == cell.key:
+        robustness = previous.get("robustness")  # an attack of an earlier run that this one did not ask for stays
     erasure = _read(os.path.join(folder, "artifact", "erasure.json"))
     evaluation = _read(os.path.join(folder, "eval", "eval.json"))
     record = {
@@ -83,8 +160,11 @@ def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[st
         "metrics": evaluation["metrics"],
         "ci": evaluation["ci"],
         "base_metrics": (evaluation.get("base") or {}).get("metrics"),
-        "cost": {**erasure["cost"], "eval_seconds": evaluation["cost"].get("eval_seconds")},
+        "robustness": robustness,
+        "cost": {**erasure["cost"], "eval_seconds": evaluation["cost"].get("eval_seconds"),
+                 "attack_seconds": (robustness or {}).get("seconds")},
         "cell_seconds_this_run": round(time.perf_counter() - started, 2),
+        "machine": machine(),
     }
     write_text(os.path.join(folder, "cell.json"), json.dumps(record, indent=2) + "\n")
     return record

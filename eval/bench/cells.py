@@ -5,6 +5,11 @@ the same *key* as the cell now planned. The key is a hash of everything that dec
 cell's result (method name and version, its full config, the base model, the eval settings), so
 a finished cell is never redone unless asked, and a cell whose method version or config changed
 is redone, alone.
+
+A cell on the attack subset also carries its attack settings (the ``erase attack`` flags). They
+have a key of their own (``attack_key``, over the cell's key and those settings) that is not part
+of the cell's: changing the attack's budget re-runs the attack of the attacked cells only, and
+turning ``--attack`` on leaves every finished erasure and evaluation alone.
 """
 
 from __future__ import annotations
@@ -27,15 +32,24 @@ class Cell:
     method_version: str
     model: str
     eval_settings: dict[str, Any] = field(default_factory=dict)
-    attack: bool = False
+    attack: dict[str, Any] | None = None  # `erase attack` settings ({"attack": name, flag: value}); None: not attacked
 
     @property
     def key(self) -> str:
+        # The last slot once held an `attack: bool` that was always False; it stays, so that the
+        # records of benches run before the attack column keep their keys and are not redone.
         payload = json.dumps(
-            [BENCH_SCHEMA, self.method, self.method_version, self.target, self.config, self.model, self.eval_settings, self.attack],
+            [BENCH_SCHEMA, self.method, self.method_version, self.target, self.config, self.model, self.eval_settings, False],
             sort_keys=True, default=str,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
+
+    @property
+    def attack_key(self) -> str | None:
+        """What decides the attack's result: the attacked artifact (the cell's key) and the attack settings."""
+        if self.attack is None:
+            return None
+        return hashlib.sha256(json.dumps([self.key, self.attack], sort_keys=True, default=str).encode()).hexdigest()
 
     def folder(self, root: str) -> str:
         return os.path.join(root, "cells", self.method, self.target.replace(" ", "_"))
@@ -51,5 +65,8 @@ def read_record(cell: Cell, root: str) -> dict[str, Any] | None:
 
 
 def is_done(cell: Cell, root: str) -> bool:
+    """Finished with this very key, and, for an attacked cell, attacked with these very settings."""
     record = read_record(cell, root)
-    return record is not None and record.get("status") == "done" and record.get("key") == cell.key
+    if record is None or record.get("status") != "done" or record.get("key") != cell.key:
+        return False
+    return cell.attack is None or (record.get("robustness") or {}).get("key") == cell.attack_key

@@ -3,11 +3,17 @@
     erase bench --out runs/bench                      # every method x every mini-canvas target
     erase bench --quick --out runs/bench-quick        # 3 styles + 3 objects, 2 seeds
     erase bench --methods esd --targets styles --out runs/bench
+    erase bench --methods esd --attack --out runs/bench-esd   # + UnlearnDiffAtk on the attack subset
     accelerate launch --multi_gpu --num_processes 2 -m erase bench --out runs/bench   # cells split over 2 processes
 
 The bench is resumable: run the same command again and finished cells are skipped; a cell
 whose method version or configuration changed is redone (``--rerun`` redoes everything).
-Writes ``OUT/leaderboard.md`` and ``OUT/leaderboard.json`` beside ``OUT/cells/``.
+``--attack`` runs ``erase attack unlearndiffatk`` on the erased model of every cell whose target
+is in ``--attack-targets`` (one attacked cell costs far more than the rest), with a bench-sized
+budget (``--attack-prompts``, ``--attack-stages``, ``--attack-iterations``, ``--attack-option``);
+a changed attack budget redoes the attacks only. Writes ``OUT/leaderboard.md``,
+``OUT/leaderboard.json`` and the plots (``OUT/retain_vs_forget.png``, ``OUT/asr.png``) beside
+``OUT/cells/``; ``python -m eval.bench.readme`` puts them into the README.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pipelines import MINI_CANVAS
 from pipelines.errors import ConfigError
@@ -26,6 +34,9 @@ logger = logging.getLogger("erase")
 
 QUICK_TARGETS = ("stripes", "dots", "gradient", "star", "heart", "arrow")
 QUICK_SEEDS = 2
+ATTACK = "unlearndiffatk"
+#: The README's attack table: three styles and three objects, easy and hard ones for ESD.
+ATTACK_TARGETS = ("solid", "gradient", "split", "circle", "square", "triangle")
 
 
 def add_parser(sub) -> None:
@@ -38,6 +49,15 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default=MINI_CANVAS, help="base model (default: mini-canvas)")
     p.add_argument("--method-config", action="append", default=[], metavar="METHOD=FILE", help="YAML/JSON options for one method")
     p.add_argument("--rerun", action="store_true", help="redo finished cells too")
+    a = p.add_argument_group("the attack column (erase attack unlearndiffatk, on a subset of targets)")
+    a.add_argument("--attack", action="store_true", help="attack the erased model of every cell on --attack-targets")
+    a.add_argument("--attack-targets", default=",".join(ATTACK_TARGETS), metavar="NAMES",
+                   help="comma-separated targets to attack (default: %(default)s)")
+    a.add_argument("--attack-prompts", type=int, default=10, metavar="K", help="answer-set prompts attacked per target (default 10)")
+    a.add_argument("--attack-stages", type=int, default=10, help="timesteps swept (default 10; official 50)")
+    a.add_argument("--attack-iterations", type=int, default=20, help="steps per timestep (default 20; official 40)")
+    a.add_argument("--attack-option", action="append", default=[], metavar="KEY[=JSON]",
+                   help="any other `erase attack unlearndiffatk` option, e.g. tokens=5, seeds=1, no_cache")
     p.set_defaults(handler=run)
 
 
@@ -74,6 +94,36 @@ def _method_files(entries: list[str]) -> dict[str, dict]:
     return files
 
 
+def attack_settings(args) -> dict | None:
+    """The ``erase attack`` flags of every attacked cell (None without ``--attack``)."""
+    if not args.attack:
+        return None
+    settings = {"attack": ATTACK, "limit": args.attack_prompts, "stages": args.attack_stages,
+                "iterations": args.attack_iterations}
+    for entry in args.attack_option:
+        key, sep, value = entry.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        if not key or key in ("attack", "model", "concept", "out", "overwrite"):
+            raise ConfigError(f"--attack-option {entry!r}: give an option of `erase attack {ATTACK}` as KEY=VALUE "
+                              "(e.g. tokens=5) or KEY for a switch (e.g. no_cache); model, concept and out are the cell's")
+        try:
+            settings[key] = json.loads(value) if sep else True
+        except ValueError:
+            settings[key] = value
+    return settings
+
+
+def _check_attack(cell: Cell) -> None:
+    """Parse one attacked cell's ``erase attack`` command now, so that a bad option fails before any training."""
+    from .cell import attack_argv, parse
+
+    try:
+        parse("attacks.cli", attack_argv(cell, cell.folder("OUT")))
+    except SystemExit:
+        raise ConfigError(f"the attack options do not parse as `erase attack {ATTACK}` options (message above); "
+                          "fix --attack-option or the --attack-* flags") from None
+
+
 def plan_cells(args) -> list[Cell]:
     """Every cell the options ask for, with its full method config resolved."""
     from erase.config import build_config
@@ -83,41 +133,78 @@ def plan_cells(args) -> list[Cell]:
     spec = mini_canvas()
     files = _method_files(args.method_config)
     eval_settings = {"seeds": QUICK_SEEDS if args.quick else args.seeds} if (args.quick or args.seeds) else {}
+    attack = attack_settings(args)
+    attacked = {spec.canonical(name) for name in args.attack_targets.split(",") if name.strip()} if attack else set()
     cells = []
     for name in _methods(args.methods):
         method = get_method(name)
         for target in _targets(args.targets, args.quick, spec):
             config = build_config(method.config_class, files.get(name), concepts=[target])
             cells.append(Cell(method=name, target=target, kind=spec.kind(target), config=config.to_dict(),
-                              method_version=method.version, model=args.model, eval_settings=eval_settings))
+                              method_version=method.version, model=args.model, eval_settings=eval_settings,
+                              attack=attack if target in attacked else None))
+    if attack and not any(c.attack for c in cells):
+        logger.warning("--attack: none of the planned targets is in --attack-targets (%s); nothing is attacked",
+                       args.attack_targets)
     return cells
 
 
 def run(args) -> int:
     from pipelines import load_pipeline
-    from pipelines.atomic import write_text
 
-    from ..metrics.sharding import is_main_process, my_share, wait_for_everyone
+    from ..metrics.sharding import my_share, wait_for_everyone
     from .cell import run_cell
-    from .leaderboard import aggregate, markdown
 
     started = time.perf_counter()
     cells = plan_cells(args)
+    for cell in [c for c in cells if c.attack][:1]:
+        _check_attack(cell)
     todo = [c for c in cells if args.rerun or not is_done(c, args.out)]
     logger.info("%d cells, %d to run (%d already done)", len(cells), len(todo), len(cells) - len(todo))
+    wait_for_everyone()  # every process has read the same finished set before any process adds to it
     mine = my_share(todo)
     if mine:
         pipe = load_pipeline(args.model)
         for i, cell in enumerate(mine, 1):
-            logger.info("cell %d/%d: %s erases %s", i, len(mine), cell.method, cell.target)
+            logger.info("cell %d/%d: %s erases %s%s", i, len(mine), cell.method, cell.target, " (+ attack)" if cell.attack else "")
             run_cell(cell, args.out, pipe, progress=not args.quiet)
-    wait_for_everyone()
-    if not is_main_process():
-        return 0
-    records = [r for r in (read_record(c, args.out) for c in cells) if r is not None and r.get("status") == "done"]
-    board = aggregate(records)
-    summary = {"schema": 1, "cells": len(records), "leaderboard": board, "seconds_this_run": round(time.perf_counter() - started, 1)}
-    write_text(os.path.join(args.out, "leaderboard.json"), json.dumps(summary, indent=2) + "\n")
-    write_text(os.path.join(args.out, "leaderboard.md"), markdown(board, records))
+    # No barrier here: cells take hours and a collective would time out. Each process writes the
+    # outputs from the records on disk when it finishes, under a file lock, so the last one to
+    # take the lock reads every finished record and writes the complete outputs.
+    with _locked(os.path.join(args.out, ".outputs.lock")):
+        records = [r for r in (read_record(c, args.out) for c in cells) if r is not None and r.get("status") == "done"]
+        write_outputs(args.out, records, seconds_this_run=time.perf_counter() - started)
     logger.info("wrote %s/leaderboard.md (%d cells) in %.0f s", args.out, len(records), time.perf_counter() - started)
     return 0
+
+
+@contextmanager
+def _locked(path: str) -> Iterator[None]:
+    """An exclusive lock between processes (POSIX ``flock``; elsewhere none, one process at a time)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def write_outputs(out: str, records: list[dict], seconds_this_run: float | None) -> None:
+    """``leaderboard.json``, ``leaderboard.md`` and the plots, from the cell records."""
+    from pipelines.atomic import write_text
+
+    from .leaderboard import aggregate, machines, markdown, total_seconds
+    from .plots import write_plots
+
+    board = aggregate(records)
+    summary = {"schema": 1, "cells": len(records), "leaderboard": board, "seconds_this_run": None if seconds_this_run is None else round(seconds_this_run, 1),
+               "cell_seconds_total": total_seconds(records), "machines": machines(records)}
+    write_text(os.path.join(out, "leaderboard.json"), json.dumps(summary, indent=2) + "\n")
+    write_text(os.path.join(out, "leaderboard.md"), markdown(board, records))
+    write_plots(out, records)

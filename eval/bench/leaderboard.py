@@ -4,6 +4,10 @@ UnlearnCanvas reports each metric averaged over its style targets and, separatel
 object targets; so do we. The interval beside each average is a 95% percentile bootstrap over
 the targets (which targets were erased is the main source of spread; each cell's own
 image-level interval is in its eval.json).
+
+Pre-ASR and ASR (``erase attack``'s, on the attack subset) are averaged over the *attacked*
+cells only, and the row says how many there were: an average over six targets is not one
+over twenty.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 
 COLUMNS = ("ua", "ira", "cra", "fid", "clip")
 COSTS = ("train_seconds", "peak_rss_mb", "artifact_mb")
+ATTACK_COLUMNS = ("pre_asr", "asr")
 
 
 def _mean_ci(values: list[float], resamples: int = 1000, seed: int = 0) -> tuple[float | None, list[float] | None]:
@@ -44,8 +49,34 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
             for cost in COSTS:
                 values = [c["cost"][cost] for c in cells if c["cost"].get(cost) is not None]
                 row[cost] = round(float(np.mean(values)), 2) if values else None
+            row.update(_attack_row(cells))
             board[method][kind] = row
+        board[method]["attacked"] = _attack_row([r for r in records if r["method"] == method])
     return board
+
+
+def _attack_row(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"attacked": n, "pre_asr": mean, "pre_asr_ci": [lo, hi], "asr": ..., "asr_ci": ...}`` over the attacked cells."""
+    attacked = [c["robustness"] for c in cells if c.get("robustness")]
+    row: dict[str, Any] = {"attacked": len(attacked)}
+    for metric in ATTACK_COLUMNS:
+        row[metric], row[f"{metric}_ci"] = _mean_ci([a[metric] for a in attacked if a.get(metric) is not None])
+    return row
+
+
+def total_seconds(records: list[dict[str, Any]]) -> float:
+    """Summed wall seconds of every cell's erasure, evaluation and attack (all processes, all runs)."""
+    keys = ("wall_seconds", "eval_seconds", "attack_seconds")
+    return round(sum(r["cost"].get(k) or 0.0 for r in records for k in keys), 1)
+
+
+def machines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct machines the cells ran on (records from before the field was kept have none)."""
+    seen: list[dict[str, Any]] = []
+    for r in records:
+        if r.get("machine") and r["machine"] not in seen:
+            seen.append(r["machine"])
+    return seen
 
 
 def _fmt(value: Any) -> str:
@@ -60,11 +91,12 @@ def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
 def markdown(board: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """The leaderboard table, then one row per cell."""
     lines = [
-        "| method | targets | style UA | style IRA | style CRA | object UA | object IRA | object CRA | FID | CLIP | s / concept | peak MB | artifact MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | targets | style UA | style IRA | style CRA | object UA | object IRA | object CRA | FID | CLIP | s / concept | peak MB | artifact MB | attacked | pre-ASR | ASR |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, kinds in board.items():
         style, obj = kinds.get("style", {}), kinds.get("object", {})
+        attacked = kinds.get("attacked") or {}
         both = [k for k in (style, obj) if k]
         lines.append(
             f"| {method} | {style.get('targets', 0)}+{obj.get('targets', 0)} | "
@@ -73,14 +105,19 @@ def markdown(board: dict[str, Any], records: list[dict[str, Any]]) -> str:
             + " | ".join(_fmt(obj.get(m)) for m in ("ua", "ira", "cra"))
             + " | "
             + " | ".join(_fmt(_mean_of(both, key)) for key in ("fid", "clip", "train_seconds", "peak_rss_mb", "artifact_mb"))
+            + f" | {attacked.get('attacked', 0)} | "
+            + " | ".join(_fmt(attacked.get(m)) for m in ATTACK_COLUMNS)
             + " |"
         )
-    lines += ["", "| method | target | kind | UA | IRA | CRA | FID | CLIP | s | peak MB | base UA / IRA / CRA |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| method | target | kind | UA | IRA | CRA | FID | CLIP | pre-ASR | ASR | s | peak MB | base UA / IRA / CRA |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: (r["method"], r["kind"], r["target"])):
-        m, c = r["metrics"], r["cost"]
+        m, c, attack = r["metrics"], r["cost"], r.get("robustness") or {}
         lines.append(
             f"| {r['method']} | {r['target']} | {r['kind']} | "
             + " | ".join(_fmt(m.get(k)) for k in COLUMNS)
+            + " | "
+            + " | ".join(_fmt(attack.get(k)) for k in ATTACK_COLUMNS)
             + f" | {_fmt(c.get('train_seconds'))} | {_fmt(c.get('peak_rss_mb'))} | "
             + " / ".join(_fmt((r.get("base_metrics") or {}).get(k)) for k in ("ua", "ira", "cra"))
             + " |"

@@ -8,13 +8,44 @@ helper is the identity. Only the main process writes outputs and shows progress 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+_alone = threading.local()  # depth > 0 inside alone(): this process works by itself, whatever the launcher started
+
+
+class _Alone:
+    """A one-process state: every helper below becomes the identity."""
+
+    num_processes, process_index, is_main_process = 1, 0, True
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+
+@contextmanager
+def alone() -> Iterator[None]:
+    """Inside, this process acts as if it were the only one.
+
+    ``erase bench`` gives whole cells to each process; the eval and the attack inside a cell
+    must then neither split their prompts with, nor wait for, processes busy with other cells.
+    """
+    _alone.depth = getattr(_alone, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _alone.depth -= 1
+
 
 def _state():
+    return _Alone() if getattr(_alone, "depth", 0) else _accelerate_state()
+
+
+def _accelerate_state():
     """accelerate's process state. On a machine without CUDA (or under ``accelerate launch --cpu``)
     it must be told ``cpu=True``, or it ignores the launcher's processes and runs as one."""
     import os
