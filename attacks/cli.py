@@ -23,8 +23,8 @@ import sys
 import time
 
 from erase.cli.options import add_config_options, explicit_config_values
-from erase.cli.run import _device  # the one --device check of every command
 from erase.config import build_config, read_config_file
+from pipelines import resolve_device  # the one --device check of every command
 from pipelines.errors import ConfigError
 
 from .judges import JUDGES
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     file_values = read_config_file(args.config) if args.config else {}
     attack = cls(build_config(cls.config_class, file_values, **explicit_config_values(args, cls.config_class)))
     with PeakMemory() as memory:
-        setup = prepare(args, _device(args.device))
+        setup = prepare(args, resolve_device(args.device))
         report = run_attack(attack, setup.model, setup.base, setup.concept, setup.items, setup.judge, setup.sampler,
                             progress=not args.quiet, judge_info=setup.judge_info,
                             cache_root=None if args.no_cache else (args.cache_dir or default_cache_root()))
@@ -139,7 +139,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
     if args.replay is None:
         raise ConfigError("name an attack (`erase attack unlearndiffatk ...`) or pass --replay DIR to check a saved one")
-    result = replay(args.replay, model=args.replay_model, judge_path=args.replay_judge, device=_device(args.replay_device))
+    result = replay(args.replay, model=args.replay_model, judge_path=args.replay_judge, device=resolve_device(args.replay_device))
     print(json.dumps(result, indent=2))
     if result["disagreements"]:
         logger.warning("the judge disagrees on %d of %d replayed successes (prompts %s)", len(result["disagreements"]),

@@ -14,7 +14,7 @@ import argparse
 import logging
 from typing import Any
 
-from erase.cli.run import _device  # the one --device check every command shares
+from pipelines import resolve_device  # the one --device check every command shares
 from pipelines.errors import ConfigError
 
 logger = logging.getLogger("erase")
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     _check(args)
     model = load_demo_model(
-        args.model, artifacts=args.artifact, runs=args.runs, device=_device(args.device), live_erase=args.live_erase,
+        args.model, artifacts=args.artifact, runs=args.runs, device=resolve_device(args.device), live_erase=args.live_erase,
         live_steps=args.live_steps, live_max_steps=args.live_max_steps,
         live_overrides=_live_config(args.live_config) if args.live_config else None,
     )

@@ -8,7 +8,7 @@ what a method changed in an :class:`ErasureResult`.
 from .artifact import ErasureResult, load_erased, new_record, save_pipeline_folder, stock_pipeline
 from .backbone import Backbone, backbone_for
 from .errors import BaseMismatchError, ConfigError, EraseError, ModelLoadError, TrainingDiverged
-from .loading import load_pipeline
+from .loading import load_pipeline, resolve_device
 from .noise import NoiseSchedule
 from .params import select_parameters
 from .prompts import PromptEncoder
@@ -34,6 +34,7 @@ __all__ = [
     "mini_canvas_dir",
     "mini_canvas_file",
     "new_record",
+    "resolve_device",
     "sample",
     "sample_until",
     "save_pipeline_folder",

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .errors import ModelLoadError
+from .errors import ConfigError, ModelLoadError
 from .shipped import MINI_CANVAS, mini_canvas_file
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,25 @@ def _from_hub(repo_id: str, dtype: torch.dtype | None) -> Any:
         f"internet (`huggingface-cli download {repo_id} --local-dir DIR`), copy DIR here and pass "
         "--model DIR (a local diffusers folder), or pass a single .safetensors file with --model-config"
     )
+
+
+def resolve_device(name: str | None) -> str:
+    """The torch device a ``--device`` flag names, checked before anything is loaded.
+
+    ``None`` picks CUDA when available, else the CPU. A name torch does not know, or a CUDA
+    device on a machine without one, is a :class:`ConfigError` naming the flag, so that every
+    command (run, eval, attack, demo, mini-canvas train) fails the same way before minutes of
+    loading rather than with a torch traceback.
+    """
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device '{name}' is not a torch device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} asked for CUDA but no CUDA device is available; use --device cpu")
+    return name
 
 
 def _short(e: BaseException) -> str:

@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 
-from pipelines import MINI_CANVAS
+from pipelines import MINI_CANVAS, resolve_device
 from pipelines.atomic import refuse_existing
 from pipelines.errors import ConfigError
 
@@ -52,20 +52,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint-every", type=int, default=100, metavar="N", help="save a resumable checkpoint every N steps (0: never)")
 
 
-def _device(name: str | None) -> str:
-    import torch
-
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device '{name}' is not a torch device; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} asked for CUDA but no CUDA device is available; use --device cpu")
-    return name
-
-
 def checkpoint_dir(out: str) -> str:
     """Where an interrupted run's checkpoints wait, beside (never inside) the output folder."""
     out = os.path.abspath(out)
@@ -88,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     method = cls(config)
     if args.checkpoint_every < 0:
         raise ConfigError("--checkpoint-every must be 0 (never) or a positive number of steps")
-    device = _device(args.device)
+    device = resolve_device(args.device)
     pipe = load_pipeline(args.model, device=device, config=args.model_config)
     if args.dry_run:
         plan = method.plan(pipe)

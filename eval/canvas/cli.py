@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 
-from pipelines.errors import ConfigError
 from pipelines.shipped import mini_canvas_dir
 
 logger = logging.getLogger("erase")
@@ -29,13 +28,11 @@ def add_parser(sub) -> None:
 
 
 def run_train(args) -> int:
-    import torch
+    from pipelines import resolve_device
 
     from .training.build import build_mini_canvas
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} asked for CUDA but none is available; use --device cpu")
+    device = resolve_device(args.device)
     manifest = build_mini_canvas(args.out, budget=args.budget, device=device, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
     print(json.dumps({"out": args.out, "timings": manifest["timings"]}, indent=2))
     return 0

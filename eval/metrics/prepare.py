@@ -16,6 +16,7 @@ from eval.answers import BENCHMARKS, Benchmark, canvas_answer_set, csv_answer_se
 from eval.metrics.instruments import clip_scorer, fid_for, mini_canvas_judge
 from eval.metrics.sharding import num_processes
 from eval.runner import Instruments, Plan
+from pipelines import resolve_device
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError
 from pipelines.generation import SamplerSettings
@@ -33,16 +34,6 @@ class Prepared:
     benchmark: str
     device: str
     processes: int
-
-
-def _device(name: str | None) -> str:
-    import torch
-
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} asked for CUDA but none is available; use --device cpu")
-    return name
 
 
 def _target(benchmark: Benchmark, name: str) -> tuple[str, str]:
@@ -98,7 +89,7 @@ def _load(source: str, device: str) -> Backbone:
 
 def prepare(args: argparse.Namespace, metrics: tuple[str, ...], default_base: str | None) -> Prepared:
     """Everything ``evaluate`` needs, from the parsed options (see the module docstring)."""
-    device = _device(args.device)
+    device = resolve_device(args.device)
     benchmark = BENCHMARKS[args.benchmark]()
     overrides = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v is not None}
     sampling = {**benchmark.sampling, **overrides}

@@ -4,8 +4,8 @@ import shutil
 import pytest
 import torch
 
-from pipelines import MINI_CANVAS, load_pipeline
-from pipelines.errors import ModelLoadError
+from pipelines import MINI_CANVAS, load_pipeline, resolve_device
+from pipelines.errors import ConfigError, ModelLoadError
 
 
 def test_loads_a_local_folder(tiny_folder):
@@ -59,3 +59,14 @@ def test_mini_canvas_name_is_recognised():
         assert "mini-canvas" in str(e)
     else:
         assert type(pipe).__name__ == "StableDiffusionPipeline"
+
+
+def test_resolve_device_defaults_and_refuses_bad_names(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(None) == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="--device 'gpu0' is not a torch device"):
+        resolve_device("gpu0")
+    with pytest.raises(ConfigError, match="--device cuda:1 asked for CUDA but no CUDA device is available"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device(None) == "cuda" and resolve_device("cuda:1") == "cuda:1"
