@@ -1,4 +1,4 @@
-"""The attack registry: names to attack classes, validated (the same shape as the methods').
+"""The attack registry: names to attack classes, validated (the same :class:`pipelines.registry.Registry` as the methods').
 
 Attacks register themselves at import with :func:`register`; ``attacks/__init__.py`` imports
 every built-in attack file. ``erase eval --attack NAME`` and ``erase attack NAME`` look attacks
@@ -7,31 +7,19 @@ up here by name (``shared/docs/contracts.md``: the eval runners reach attacks on
 
 from __future__ import annotations
 
-from pipelines.errors import ConfigError
+from pipelines.registry import Registry
 
 from .base import Attack, AttackConfig
 
-_ATTACKS: dict[str, type[Attack]] = {}
+_ATTACKS: Registry[type[Attack]] = Registry("attack", AttackConfig)
 
-
-def register(cls: type[Attack]) -> type[Attack]:
-    """Class decorator: add an attack under ``cls.name``."""
-    if not getattr(cls, "name", None) or not getattr(cls, "summary", None):
-        raise TypeError(f"{cls.__name__} needs a `name` and a one-line `summary`")
-    if not (isinstance(cls.config_class, type) and issubclass(cls.config_class, AttackConfig)):
-        raise TypeError(f"{cls.__name__}.config_class must derive from AttackConfig")
-    if cls.name in _ATTACKS and _ATTACKS[cls.name] is not cls:
-        raise TypeError(f"attack name '{cls.name}' is already registered by {_ATTACKS[cls.name].__name__}")
-    _ATTACKS[cls.name] = cls
-    return cls
+#: Class decorator: add an attack under ``cls.name``.
+register = _ATTACKS.register
 
 
 def get_attack(name: str) -> type[Attack]:
-    try:
-        return _ATTACKS[name]
-    except KeyError:
-        raise ConfigError(f"unknown attack '{name}'; available: {', '.join(sorted(_ATTACKS))}") from None
+    return _ATTACKS.get(name)
 
 
 def available() -> dict[str, type[Attack]]:
-    return dict(sorted(_ATTACKS.items()))
+    return _ATTACKS.available()

@@ -1,4 +1,5 @@
-"""The method registry: names to method classes, validated (in the style of peft's).
+"""The method registry: names to method classes, validated (in the style of peft's), on the
+shared :class:`pipelines.registry.Registry`.
 
 Methods register themselves at import with :func:`register`; ``erase/__init__.py`` imports every
 built-in method file. Names follow ``shared/docs/contracts.md``.
@@ -7,38 +8,27 @@ built-in method file. Names follow ``shared/docs/contracts.md``.
 from __future__ import annotations
 
 from pipelines.errors import ConfigError
+from pipelines.registry import Registry
 
 from .config import MethodConfig
 from .method import ErasureMethod
 
-_METHODS: dict[str, type[ErasureMethod]] = {}
+_METHODS: Registry[type[ErasureMethod]] = Registry("method", MethodConfig, hint=" (see `erase methods`)")
 
-
-def register(cls: type[ErasureMethod]) -> type[ErasureMethod]:
-    """Class decorator: add a method under ``cls.name``."""
-    if not getattr(cls, "name", None) or not getattr(cls, "summary", None):
-        raise TypeError(f"{cls.__name__} needs a `name` and a one-line `summary`")
-    if not (isinstance(cls.config_class, type) and issubclass(cls.config_class, MethodConfig)):
-        raise TypeError(f"{cls.__name__}.config_class must derive from MethodConfig")
-    if cls.name in _METHODS and _METHODS[cls.name] is not cls:
-        raise TypeError(f"method name '{cls.name}' is already registered by {_METHODS[cls.name].__name__}")
-    _METHODS[cls.name] = cls
-    return cls
+#: Class decorator: add a method under ``cls.name``.
+register = _METHODS.register
 
 
 def get_method(name: str) -> type[ErasureMethod]:
-    try:
-        return _METHODS[name]
-    except KeyError:
-        raise ConfigError(f"unknown method '{name}'; available: {', '.join(sorted(_METHODS))} (see `erase methods`)") from None
+    return _METHODS.get(name)
 
 
 def method_for_config(config: MethodConfig) -> type[ErasureMethod]:
-    for cls in _METHODS.values():
+    for cls in _METHODS.available().values():
         if type(config) is cls.config_class:
             return cls
     raise ConfigError(f"{type(config).__name__} is not the config of any registered method")
 
 
 def available() -> dict[str, type[ErasureMethod]]:
-    return dict(sorted(_METHODS.items()))
+    return _METHODS.available()
