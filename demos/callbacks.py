@@ -21,7 +21,7 @@ from erase import RunOptions, get_method
 from erase.config import build_config
 from pipelines import ErasureResult
 from pipelines.errors import EraseError
-from pipelines.generation import generate
+from pipelines.generation import effective_settings, generate
 
 from .examples import canonical_or_none
 from .model import DemoModel
@@ -91,14 +91,17 @@ def compare(
         if result is None:
             erased_image = base
         else:
-            with result.applied(model.pipe):
+            with result.applied(model.pipe):  # a one-step generator (SFD) is drawn in one step here
                 erased_image = generate(model.backbone, [prompt], [seed], settings)[0]
+                drawn = effective_settings(model.backbone, settings)
     if result is None:
         erase_one = " or erase a concept below" if model.live is not None else ""
         warnings.append(f"No erased model is selected, so both images come from the base model: "
                         f"pick one under 'Erased model'{erase_one}.")
     caption = (f"Left: the base model. Right: {erased or 'the base model again'}. "
                f"Prompt \"{prompt}\", seed {seed}, {settings.steps} DDIM steps, guidance {settings.guidance:g}.")
+    if result is not None and drawn["sampler"] == "one-step":
+        caption += f" The erased model is a one-step generator: one UNet evaluation at t = {drawn['t_init']}, no guidance."
     if result is not None:
         caption += _expectation(model, prompt, result)
     return Comparison(enlarge(base, size), enlarge(erased_image, size), caption, warnings)

@@ -31,7 +31,7 @@ from eval.metrics.clip import ClipScorer
 from eval.metrics.fid import Fid
 from eval.metrics.sharding import gather
 from pipelines.backbone import Backbone
-from pipelines.generation import SamplerSettings
+from pipelines.generation import SamplerSettings, effective_settings
 
 METRICS = ("ua", "ira", "cra", "fid", "clip")
 
@@ -188,10 +188,17 @@ def evaluate(model: Backbone, plan: Plan, tools: Instruments, *, base: Backbone 
             "bootstrap": {"resamples": plan.bootstrap, "seed": plan.bootstrap_seed, "level": 0.95,
                           "scheme": "percentile; images resampled with replacement within each class of the axis"},
             "target_excluded_from": ["fid", "clip"] if plan.axes is not None else [],
+            **_one_step_settings(model, plan),
         },
         "cost": {"model_seconds": scored["seconds"], "base_seconds": base_block["seconds"] if base_block else None},
     }
     return record, grids
+
+
+def _one_step_settings(model: Backbone, plan: Plan) -> dict[str, Any]:
+    """A one-step generator ignores the steps and guidance above (they are the base's): say how it was drawn."""
+    drawn = effective_settings(model, plan.sampler)
+    return {"model_sampling": drawn} if drawn["sampler"] == "one-step" else {}
 
 
 def _fid_settings(tools: Instruments) -> dict[str, Any] | None:
