@@ -3,7 +3,7 @@
 ``retain_vs_forget.png``: one panel per method, one point per target: how much of the target
 went (UA, x) against how much of everything else stayed (the mean of IRA and CRA, y); styles
 and objects get different markers, so a method that erases styles but not objects shows it at
-a glance. The top-right corner is the goal.
+a glance. The top-right corner is the goal; targets below 90 on either axis are named.
 
 ``asr.png``: per method, the mean pre-ASR and ASR over its attacked cells as two bars: how often
 the concept shows without an attack, and how often once the attack has searched.
@@ -23,6 +23,7 @@ from pipelines.atomic import atomic_file
 from .leaderboard import aggregate
 
 SCATTER, ASR = "retain_vs_forget.png", "asr.png"
+LABEL_BELOW = 90  # targets under 90 on either axis are named: they are what holds a method back
 MARKERS = {"style": ("o", "tab:blue"), "object": ("^", "tab:orange")}
 
 
@@ -55,7 +56,8 @@ def scatter(records: list[dict[str, Any]], path: str) -> str:
             points = [p for p in points if p[0] is not None and p[1] is not None]
             ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, color=color, label=kind)
             for x, y, name in points:
-                ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                if x < LABEL_BELOW or y < LABEL_BELOW:  # the cluster at the goal stays unlabelled, readable
+                    ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set(title=method, xlabel="UA (target erased, %)", ylabel="mean of IRA and CRA (kept, %)",
                xlim=(-5, 105), ylim=(-5, 105))
         ax.grid(alpha=0.3)
@@ -75,8 +77,9 @@ def asr_bars(records: list[dict[str, Any]], path: str) -> str:
                width=0.4, label=label, color=color)
     ax.set_xticks(range(len(methods)), [f"{m}\n({board[m]['attacked']['attacked']} targets)" for m in methods])
     ax.set(ylabel="prompts showing the concept (%)", ylim=(0, 105), title="UnlearnDiffAtk on the attacked targets")
-    ax.legend(fontsize=8)
-    if not methods:
+    if methods:
+        ax.legend(fontsize=8)
+    else:
         ax.text(0.5, 0.5, "no attacked cells yet (erase bench --attack)", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     _save(fig, path)
