@@ -103,10 +103,9 @@ def _check_out(out: str, model: str, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.cost import PeakMemory
-
-    from eval.metrics.sharding import is_main_process
     from pipelines.cache import default_cache_root
+    from pipelines.cost import PeakMemory
+    from pipelines.sharding import is_main_process
 
     from .records import write
     from .runner import run_attack

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from eval.judges.protocol import Judge, judge_record
-from eval.metrics.sharding import gather, is_main_process, my_share, num_processes
 from pipelines.backbone import Backbone
 from pipelines.cache import image_cache, model_fingerprint
 from pipelines.generation import SamplerSettings
+from pipelines.sharding import gather, is_main_process, my_share, num_processes
 
 from .asr import status, success_rates
 from .base import Attack, Outcome, PromptItem

@@ -4,6 +4,10 @@ Each process generates and judges its own slice of the answer set
 (``PartialState.split_between_processes``), then the per-image results are gathered
 (``gather_object``), so N GPUs give an N-fold speed-up. In a plain single process every
 helper is the identity. Only the main process writes outputs and shows progress bars.
+
+It lives in ``pipelines`` (it imports none of ours) so that ``attacks`` may shard its prompts
+the same way without importing the ``eval`` runners' layer; ``eval.metrics.sharding`` is this
+very module under its old name.
 """
 
 from __future__ import annotations
