@@ -27,6 +27,10 @@ Faithfulness notes (each a deliberate, documented choice):
     one optimiser over per-prompt tensors equals one optimiser per prompt. Noise and token
     draws come from a generator per prompt (seeded by the attack seed and the prompt's index).
   * For v-prediction models the loss uses the scheduler's target (v) instead of the noise.
+  * On a one-step generator (SFD) every stage uses the generator's own denoising loss at its
+    ``t_init`` (:func:`attack_timesteps`), and the check images are drawn in one step
+    (``pipelines.generation``). This measures whether prompts steer the generator's single
+    prediction back to the concept; it does not probe timesteps the generator never uses.
   * Prompts that do not fit the context with k more tokens are skipped with a reason (the
     official skips prompts of more than 60 ids: ``max_prompt_ids = 60`` reproduces that).
 """
@@ -47,6 +51,7 @@ from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError
 from pipelines.cache import ImageCache, generate_cached
 from pipelines.generation import SamplerSettings
+from pipelines.one_step import pipeline_t_init
 
 from .base import Attack, AttackConfig, Check, Outcome, PromptItem
 from .insertion import TOKEN_INSERTIONS, fits
@@ -168,7 +173,7 @@ class UnlearnDiffAtk(Attack):
                                cfg.insertion, generators, lr=cfg.lr, weight_decay=cfg.weight_decay)
         x0 = x0.to(model.device, model.dtype)  # (B, C, h, w)
         found: dict[int, Outcome] = {}
-        timesteps = stage_timesteps(cfg.stages, model.schedule.num_train_timesteps)
+        timesteps = attack_timesteps(model, cfg.stages)
         bar = tqdm(total=len(timesteps) * cfg.iterations, desc=f"{self.name} x{len(items)}", disable=not progress)
         for stage, t in enumerate(timesteps, start=1):
             losses = torch.zeros(len(items))
@@ -198,6 +203,15 @@ class UnlearnDiffAtk(Attack):
                 break
         bar.close()
         return [found[b] for b in range(len(items))]
+
+
+def attack_timesteps(model: Backbone, stages: int) -> list[int]:
+    """The timestep of each stage: the official sweep, or, for a one-step generator (SFD), its
+    ``t_init`` at every stage: the one timestep its denoising loss means anything at."""
+    t_init = pipeline_t_init(model.pipe)
+    if t_init is not None:
+        return [t_init] * stages
+    return stage_timesteps(stages, model.schedule.num_train_timesteps)
 
 
 def denoising_error(model: Backbone, cond: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, t: int,

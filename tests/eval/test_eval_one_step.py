@@ -1,5 +1,6 @@
 """A one-step generator (SFD / SiD artifact) is drawn in ONE UNet evaluation per image by
-``erase eval``, the drop-in loader and the demo; an ESD artifact is drawn as before.
+``erase eval``, the drop-in loader and the demo, and UnlearnDiffAtk attacks it at its t_init;
+an ESD artifact is drawn and attacked as before.
 
 UNet calls are counted with a wrapper around ``UNet2DConditionModel.forward`` that records the
 batch size and timestep of every call.
@@ -118,3 +119,11 @@ def test_a_damaged_sampling_block_is_a_clear_error(sfd_artifact, tmp_path):
     with pytest.raises(EraseError, match="t_init"):
         ErasureResult.load(str(folder))
     assert os.path.isdir(folder / "pipeline")
+
+
+def test_unlearndiffatk_attacks_a_one_step_generator_at_its_t_init_only(sfd_artifact, world_files):  # noqa: F811
+    from attacks.unlearndiffatk import attack_timesteps, stage_timesteps
+
+    assert attack_timesteps(backbone_for(load_pipeline(sfd_artifact)), 4) == [T_INIT] * 4
+    esd = backbone_for(load_pipeline(world_files["artifact"]))
+    assert attack_timesteps(esd, 4) == stage_timesteps(4) == [125, 375, 625, 875]
