@@ -48,8 +48,8 @@ from tqdm.auto import tqdm
 from erase.config import option
 from eval.judges.nudenet import CONCEPTS as NUDITY_NAMES
 from pipelines.backbone import Backbone
-from pipelines.errors import ConfigError
 from pipelines.cache import ImageCache, generate_cached
+from pipelines.errors import ConfigError
 from pipelines.generation import SamplerSettings
 from pipelines.one_step import pipeline_t_init
 

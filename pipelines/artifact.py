@@ -33,7 +33,13 @@ from .atomic import atomic_folder
 from .backbone import backbone_for
 from .errors import BaseMismatchError, EraseError
 from .fingerprint import tensors_sha256
-from .one_step import mark_one_step, one_step_pipeline, one_step_scheduler, pipeline_t_init, record_t_init
+from .one_step import (
+    mark_one_step,
+    one_step_pipeline,
+    one_step_scheduler,
+    pipeline_t_init,
+    record_t_init,
+)
 from .params import resolve_tensors
 from .weights import save_safetensors
 
