@@ -9,35 +9,17 @@ With OMP_NUM_THREADS=2 on the loaded machine the run thrashed (46 s for one iter
 thread when the cores are shared. Every-target numbers are benchmark commands, not this test.
 """
 
-import json
-import os
-
 import pytest
 
-from pipelines.shipped import mini_canvas_dir
+from tests.erase.efficacy import assert_floors, run_and_evaluate
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not os.path.exists(os.path.join(mini_canvas_dir(), "manifest.json")),
-                       reason="the shipped mini-canvas model is not built"),
-]
+pytestmark = pytest.mark.slow
 
 # measured 100.0 / 83.3 / 100.0 (module docstring); floors leave room for seed and platform noise
 THRESHOLDS = {"ua": 85.0, "ira": 70.0, "cra": 80.0}
 
 
 def test_advunlearn_erases_stripes_from_mini_canvas(tmp_path):
-    from erase.cli import main
-
-    artifact, report = str(tmp_path / "no-stripes"), str(tmp_path / "eval")
-    assert main(["-q", "run", "advunlearn", "--concept", "stripes", "--no-pipeline", "--out", artifact]) == 0
-    with open(os.path.join(artifact, "erasure.json")) as f:
-        record = json.load(f)
+    record, metrics = run_and_evaluate(tmp_path, "advunlearn", "stripes")
     assert record["attack"]["count"] == 80 and set(record["config"]) >= {"attack_steps", "retain_weight"}
-    assert main(["-q", "eval", "--model", artifact, "--target", "stripes", "--seeds", "1", "--metrics", "ua,ira,cra",
-                 "--cache-dir", str(tmp_path / "cache"), "--out", report]) == 0
-    with open(os.path.join(report, "eval.json")) as f:
-        metrics = json.load(f)["metrics"]
-    print(json.dumps(metrics))
-    for key, floor in THRESHOLDS.items():
-        assert metrics[key] >= floor, (key, metrics)
+    assert_floors(metrics, THRESHOLDS)

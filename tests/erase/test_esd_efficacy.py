@@ -16,8 +16,9 @@ import pytest
 
 from erase import ESDConfig, erase
 from eval.canvas import mini_canvas
-from pipelines import backbone_for, load_pipeline
+from pipelines import backbone_for
 from pipelines.generation import SamplerSettings, generate
+from tests.erase.efficacy import shipped_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def pipe():
-    return load_pipeline("mini-canvas")
+    return shipped_pipeline()
 
 
 def judged(world, pipe, pairs):

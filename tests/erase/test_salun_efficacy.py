@@ -15,11 +15,7 @@ the target) fails.
 import pytest
 
 from erase import SalUnConfig, erase
-from eval.answers import canvas_answer_set, mini_canvas_benchmark
-from eval.metrics.instruments import mini_canvas_judge
-from eval.runner import Instruments, Plan, score_model
-from pipelines import backbone_for, load_pipeline
-from pipelines.generation import SamplerSettings
+from tests.erase.efficacy import judged, shipped_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -30,17 +26,8 @@ STEPS = 100
 MEASURED = {"ua": 100.0, "ira": 81.48, "cra": 100.0, "base_ira": 87.41}
 
 
-def judged(pipe, target: str, kind: str) -> dict:
-    benchmark = mini_canvas_benchmark()
-    sampler = SamplerSettings(steps=int(benchmark.sampling["steps"]), guidance=float(benchmark.sampling["guidance"]))
-    judge, _ = mini_canvas_judge(benchmark.spec, None)
-    plan = Plan(target=target, kind=kind, answers=canvas_answer_set(benchmark, (0,), sampler.guidance), sampler=sampler,
-                metrics=("ua", "ira", "cra"), axes=benchmark.axes, bootstrap=10, progress=False)
-    return score_model(backbone_for(pipe), plan, Instruments(judge=judge))[0]
-
-
 def test_salun_erases_a_style_and_keeps_the_rest():
-    pipe = load_pipeline("mini-canvas")
+    pipe = shipped_pipeline()
     result = erase(pipe, SalUnConfig(concepts=["stripes"], steps=STEPS, seed=0), progress=False)
     with result.applied(pipe):
         scored = judged(pipe, "stripes", "style")
