@@ -13,7 +13,8 @@ links the plots there. Only the text between
     <!-- erase bench leaderboard: end -->
 
 is replaced, and the README is written atomically; without both markers, in that order, the
-command refuses and changes nothing. The block ends with the summed wall time of the cells and
+command refuses and changes nothing. A README with several leaderboards names each block:
+``--block esd`` looks for ``<!-- erase bench leaderboard (esd): start -->`` and its end. The block ends with the summed wall time of the cells and
 the machines they ran on, from the records.
 """
 
@@ -69,15 +70,24 @@ def block(summary: dict, leaderboard_md: str, plots: list[str], command: str | N
     return "\n\n".join(parts)
 
 
-def replace_block(text: str, new: str, readme: str) -> str:
-    start, end = text.find(START), text.find(END)
-    if start < 0 or end < 0 or end < start or text.count(START) > 1 or text.count(END) > 1:
-        raise ConfigError(f"{readme} needs exactly one pair of marker lines, '{START}' then '{END}', around the place "
+def markers(block_name: str | None = None) -> tuple[str, str]:
+    """The start and end marker lines of the (named) block."""
+    if not block_name:
+        return START, END
+    return START.replace(":", f" ({block_name}):", 1), END.replace(":", f" ({block_name}):", 1)
+
+
+def replace_block(text: str, new: str, readme: str, block_name: str | None = None) -> str:
+    first, last = markers(block_name)
+    start, end = text.find(first), text.find(last)
+    if start < 0 or end < 0 or end < start or text.count(first) > 1 or text.count(last) > 1:
+        raise ConfigError(f"{readme} needs exactly one pair of marker lines, '{first}' then '{last}', around the place "
                           "where the leaderboard goes; add them and run again (nothing was changed)")
-    return text[: start + len(START)] + "\n" + new + "\n" + text[end:]
+    return text[: start + len(first)] + "\n" + new + "\n" + text[end:]
 
 
-def update(bench: str, readme: str, assets: str | None = None, command: str | None = None) -> str:
+def update(bench: str, readme: str, assets: str | None = None, command: str | None = None,
+           block_name: str | None = None) -> str:
     """Refresh ``assets`` from ``bench`` and rewrite the README's block; returns the block."""
     from .cli import write_outputs
     from .plots import ASR, SCATTER
@@ -86,7 +96,7 @@ def update(bench: str, readme: str, assets: str | None = None, command: str | No
         raise ConfigError(f"--readme {readme} does not exist; pass the README.md to update")
     with open(readme, encoding="utf-8") as f:
         text = f.read()
-    replace_block(text, "", readme)  # refuse before writing anything
+    replace_block(text, "", readme, block_name)  # refuse before writing anything
     assets = assets or os.path.join("eval", "measurements", os.path.basename(os.path.normpath(bench)))
     write_outputs(assets, records(bench), seconds_this_run=None)  # each file written atomically
     with open(os.path.join(assets, "leaderboard.json"), encoding="utf-8") as f:
@@ -96,7 +106,7 @@ def update(bench: str, readme: str, assets: str | None = None, command: str | No
     here = os.path.dirname(os.path.abspath(readme))
     plots = [os.path.relpath(os.path.join(assets, name), here).replace(os.sep, "/") for name in (SCATTER, ASR)]
     new = block(summary, leaderboard_md, plots, command)
-    write_text(readme, replace_block(text, new, readme))
+    write_text(readme, replace_block(text, new, readme, block_name))
     return new
 
 
@@ -107,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assets", default=None, metavar="DIR",
                         help="where the leaderboard files and plots go (default eval/measurements/<bench folder name>)")
     parser.add_argument("--command", default=None, help="the bench command to show above the table")
+    parser.add_argument("--block", default=None, metavar="NAME",
+                        help="which named marker pair to fill, for a README with several leaderboards")
     args = parser.parse_args(argv)
     try:
-        update(args.bench, args.readme, args.assets, args.command)
+        update(args.bench, args.readme, args.assets, args.command, args.block)
     except EraseError as error:
         print(f"erase: error: {error}", file=sys.stderr)
         return 2

@@ -61,3 +61,16 @@ def test_a_folder_without_cells_is_refused(tmp_path, capsys):
     path.write_text(readme.START + "\n" + readme.END + "\n")
     assert readme.main(["--bench", str(tmp_path / "empty"), "--readme", str(path), "--assets", str(tmp_path / "a")]) == 2
     assert "no finished cells" in capsys.readouterr().err
+
+
+def test_named_blocks_fill_only_their_own_markers(tmp_path):
+    """A README with two leaderboards: --block fills one pair and leaves the other's text alone."""
+    esd_start, esd_end = readme.markers("esd")
+    assert (esd_start, esd_end) != (readme.START, readme.END) and "(esd)" in esd_start and "(esd)" in esd_end
+    path = tmp_path / "README.md"
+    other = readme.START + "\nthe other leaderboard\n" + readme.END + "\n"
+    path.write_text(other + esd_start + "\nold\n" + esd_end + "\n")
+    assert readme.main(["--bench", str(bench(tmp_path)), "--readme", str(path), "--assets", str(tmp_path / "a"),
+                        "--block", "esd"]) == 0
+    text = path.read_text()
+    assert text.startswith(other) and "old\n" not in text and "| esd | 1+1 | 80.0 |" in text
