@@ -7,8 +7,10 @@ then judged on fresh generations (20 DDIM steps, guidance 5):
 * IRA: images of the other concepts of the same kind that the judge still reads correctly;
 * CRA: images of the other kind (objects when a style is erased) still read correctly.
 
-Thresholds sit below what ``erase bench --methods esd`` measured for these targets (see the
-README's ESD table) by a margin for the small CI sample (20 target and 36 other images).
+Thresholds sit below what this test's own sample measured with the defaults (stripes UA 100 /
+IRA 77.8 / CRA 100, star 95 / 97.2 / 83.3, the base at 86.1 and 100 IRA; seed 0, 2-core CPU) by a
+margin for the small CI sample (20 target and 36 other images: one image moves IRA 2.8 points),
+and agree with ``erase bench --methods esd`` (README: stripes 100 / 81.7 / 100, star 95 / 99.4 / 90.5).
 """
 
 import numpy as np
@@ -25,8 +27,8 @@ pytestmark = pytest.mark.slow
 SEEDS = (0, 1)
 # target: (kind, minimum UA, minimum IRA, minimum CRA), percent
 EXPECTED = {
-    "stripes": ("style", 80, 65, 90),
-    "star": ("object", 80, 70, 75),
+    "stripes": ("style", 90, 70, 95),
+    "star": ("object", 85, 85, 75),
 }
 
 
