@@ -281,6 +281,24 @@ class ErasureResult:
         return cls(tensors=tensors, record=record)
 
 
+def exported_t_init(folder: str) -> int | None:
+    """``t_init`` when ``folder`` is the ``pipeline/`` of a one-step generator's artifact, else None.
+
+    So ``load_pipeline("out/sfd/pipeline")`` (or ``erase eval --model`` on it) samples the
+    generator in one step too; the folder itself stays stock, the record beside it says what it is.
+    """
+    folder = os.path.abspath(folder)
+    record_path = os.path.join(os.path.dirname(folder), RECORD_FILE)
+    if os.path.basename(folder) != PIPELINE_DIR or not os.path.isfile(record_path):
+        return None
+    try:
+        with open(record_path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise EraseError(f"'{record_path}' beside the pipeline folder is not readable JSON ({e}); re-run the erasure") from None
+    return record_t_init(record)
+
+
 def load_erased(
     folder: str,
     base: Any = None,

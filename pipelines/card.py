@@ -47,7 +47,8 @@ def model_card(result: Any) -> str:
         lines += [
             f"This is a **one-step generator**: `pipeline/` carries an Euler scheduler and samples in one UNet",
             f"evaluation at t = {sampling['t_init']} with `pipe(prompt, timesteps=[{sampling['t_init']}], guidance_scale=1.0)`.",
-            "A multi-step call (the default 50 steps, CFG) runs but is not what the generator was trained for.",
+            "`pipelines.load_pipeline` returns it with that as its plain call; with plain diffusers, pass the arguments:",
+            "a multi-step call (the default 50 steps, CFG) runs but is not what the generator was trained for.",
             "",
         ]
     if cost:

@@ -4,7 +4,9 @@ Sources, in the order they are recognised:
 
 * ``"mini-canvas"``: the small SD-architecture model shipped inside the package (the default).
 * an erasure artifact folder (has ``erasure.json``): its exported ``pipeline/`` if present,
-  otherwise the delta applied to the recorded base model.
+  otherwise the delta applied to the recorded base model. A one-step generator (SFD; its
+  record's ``sampling`` block, also read when its ``pipeline/`` is given directly) comes back
+  as a pipeline whose plain call samples in one step (``pipelines.one_step``).
 * a local diffusers folder (has ``model_index.json``).
 * a single-file checkpoint (``.safetensors``, or legacy ``.ckpt``), which needs a local
   diffusers folder of the same architecture as ``config`` to work offline.
@@ -162,6 +164,13 @@ def load_pipeline(
             pipe = load_erased(source, device=device, dtype=dtype, force=force)
         elif os.path.exists(os.path.join(source, "model_index.json")):
             pipe = _from_folder(source, dtype)
+            from .artifact import exported_t_init
+
+            t_init = exported_t_init(source)  # an artifact's pipeline/ of a one-step generator
+            if t_init is not None:
+                from .one_step import one_step_pipeline
+
+                pipe = one_step_pipeline(pipe, t_init)
         else:
             raise ModelLoadError(
                 f"'{source}' is neither a diffusers pipeline folder (no model_index.json) nor an erasure "

@@ -80,6 +80,7 @@ def test_eval_of_an_esd_artifact_is_unchanged(capsys, world_files, tmp_path, une
 def test_drop_in_loader_returns_a_pipeline_whose_plain_call_is_one_step(sfd_artifact, tmp_path, unet_calls):
     pipe = load_pipeline(sfd_artifact)
     assert isinstance(pipe, StableDiffusionPipeline) and pipeline_t_init(pipe) == T_INIT
+    assert pipeline_t_init(load_pipeline(os.path.join(sfd_artifact, "pipeline"))) == T_INIT  # its pipeline/ too
     bb = backbone_for(pipe)
     z = bb.noise(2, torch.Generator().manual_seed(0))
     with torch.no_grad():
