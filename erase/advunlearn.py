@@ -64,6 +64,7 @@ from .config import MethodConfig, option
 from .data import read_prompts
 from .esd import negatively_guided
 from .method import ErasureMethod
+from .official import OfficialSchedule
 from .registry import register
 from .templates import prompt_list
 
@@ -168,6 +169,13 @@ class AdvUnlearn(ErasureMethod):
     name = "advunlearn"
     summary = "AdvUnlearn: ESD on the text encoder against a soft-prompt attacker, with a retain term (robust to prompt attacks)"
     config_class = AdvUnlearnConfig
+    official = OfficialSchedule(
+        iterations=OFFICIAL["steps"],
+        options={k: v for k, v in OFFICIAL.items() if k != "steps"},
+        timing={"warmup": 0},  # time the adversarial iterations; the official 200 warm-up ones are cheaper
+        note="upper bound: the 200 warm-up iterations (plain ESD, no attacker) are projected at the adversarial iterations' time",
+        source="algorithms.md §3 Defaults (README and code)",
+    )
     config: AdvUnlearnConfig
 
     def prepare(self, backbone, params, originals) -> None:

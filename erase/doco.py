@@ -66,6 +66,7 @@ from pipelines.params import preset_component, swapped
 from .config import MethodConfig, option
 from .data import ImageSet, encode_latents, generated_set
 from .method import ErasureMethod, RunOptions
+from .official import OfficialSchedule
 from .registry import register
 from .surgery import MODES, ConceptPreservingGradient, clip_global_norm_
 
@@ -184,6 +185,13 @@ class DoCo(ErasureMethod):
     name = "doco"
     summary = "DoCo: a discriminator makes the concept's outputs look like an anchor's; concept-preserving gradient surgery"
     config_class = DoCoConfig
+    official = OfficialSchedule(
+        iterations=2000,
+        options={"params": "esd-x-strict", "batch_size": 8, "surgery": "doco", "d_width": 64},
+        timing={"warm_up": 0, "anchor_images": 8, "generation_steps": 1},  # time full steps; draw few anchors, cheaply
+        note="upper bound: the 1000 discriminator warm-up steps (UNet untouched) are projected at a full step's time",
+        source="algorithms.md §6 Trained parameters and defaults",
+    )
     config: DoCoConfig
 
     def optimizer(self, params):

@@ -62,6 +62,7 @@ from .data import ImageSet, image_files, read_image
 from .epochs import EpochedResult, snapshot
 from .fewshot_stop import canvas_probes, choose_epoch, score_epochs
 from .method import ErasureMethod, RunOptions
+from .official import OfficialSchedule
 from .registry import register
 from .templates import templates
 
@@ -128,6 +129,16 @@ class FewShot(ErasureMethod):
     name = "fewshot"
     summary = "Few-shot text-encoder erasure: gradient ascent from a few images in seconds, epoch chosen by a judge"
     config_class = FewShotConfig
+    #: Code default 5 epochs of 4 images at batch 2: 5 x ceil(4/2) = 10 optimiser steps.
+    official = OfficialSchedule(
+        iterations=10,
+        options={"params": "te-mlp-final-attn", "batch_size": 2, "lr": 1e-5},
+        # Zero-shot noise latents and a concept outside mini-canvas: no renders and no judged
+        # stopping rule; a step's work (UNet forward, text-encoder backward) is the same.
+        timing={"zero_shot": True, "concepts": ["Van Gogh"]},
+        note="the paper's timer, like ours, starts after loading and VAE encoding",
+        source="algorithms.md §4 Data and defaults",
+    )
     config: FewShotConfig
 
     def __init__(self, config: FewShotConfig, judge: Judge | None = None) -> None:

@@ -34,6 +34,7 @@ from pipelines.fingerprint import tensors_sha256
 from pipelines.params import count
 
 from .config import MethodConfig
+from .official import OfficialSchedule
 from .training import Checkpointer, train
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ class ErasureMethod(ABC):
     config_class: ClassVar[type[MethodConfig]]
     #: Bumped whenever the method's algorithm changes what it learns: benchmarks redo its cells.
     version: ClassVar[str] = "1"
+    #: The official SD 1.x schedule's cost (iterations, per-iteration options), for
+    #: ``erase bench --timing-only`` (:mod:`erase.official`); ``None``: not known.
+    official: ClassVar[OfficialSchedule | None] = None
 
     def __init__(self, config: MethodConfig) -> None:
         if not isinstance(config, self.config_class):

@@ -69,6 +69,7 @@ from .data import (
     read_prompts,
 )
 from .method import ErasureMethod, RunOptions
+from .official import OfficialSchedule
 from .registry import register
 from .saliency import SaliencyMask, signed_gradient_sum
 from .training import accelerator
@@ -199,6 +200,15 @@ class SalUn(ErasureMethod):
     name = "salun"
     summary = "SalUn: relabel the concept's images with a retain loss, training only the most salient weights"
     config_class = SalUnConfig
+    #: UnlearnCanvas: 2 epochs of the 60 forget images at batch 8 = 16 steps, the whole UNet.
+    official = OfficialSchedule(
+        iterations=16,
+        options={"params": "full", "batch_size": 8, "lr": 1e-5, "alpha": 1.0, "mask_fraction": 0.4, "mask_batch_size": 4},
+        timing={"images_per_pair": 1},
+        extra_bytes_per_trained=4,  # the saliency mask
+        note="optimisation loop only: the saliency-mask pass and the data, which UnlearnCanvas's 667 s may include, are not projected",
+        source="algorithms.md §2 Defaults (UnlearnCanvas column) and Data (60 forget images)",
+    )
     config: SalUnConfig
     _mixed_precision = "no"  # the run's, set by fit: the mask pass autocasts as training does
 

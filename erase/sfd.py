@@ -56,6 +56,7 @@ from pipelines.params import select_parameters
 from .config import MethodConfig, option
 from .data import next_class, read_prompts
 from .method import ErasureMethod, RunOptions
+from .official import OfficialSchedule
 from .registry import register
 from .sid import drop_prompts, fake_score_loss, sid_generator_loss
 
@@ -146,6 +147,14 @@ class SFD(ErasureMethod):
     name = "sfd"
     summary = "Score Forgetting Distillation: distil a one-step generator whose concept scores match a safe override's"
     config_class = SFDConfig
+    #: 100 kimg at a total batch of 8 (4 remain + 4 forget prompts) = 12,500 iterations.
+    official = OfficialSchedule(
+        iterations=12_500,
+        options={"batch_size": 4, "lr": 1e-6, "lr_fake": 3e-6},
+        extra_bytes_per_trained=20,  # the teacher (4 B) and the fake score with its gradient and Adam state (16 B)
+        note="the official run spreads the batch over 4-8 GPUs; this is one device doing all of it",
+        source="algorithms.md §5 Defaults (run_sfd.sh; README evaluates at 100 kimg)",
+    )
     config: SFDConfig
 
     def trainable(self, backbone: Backbone) -> dict[str, torch.nn.Parameter]:

@@ -9,6 +9,7 @@ iterations of a registered method on the given device and prints seconds per ite
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -18,7 +19,12 @@ import torch
 
 def sd15_pipeline(device: str, dtype: torch.dtype = torch.float32):
     """SD 1.5's architecture (UNet 860 M, VAE 84 M, CLIP ViT-L/14 text encoder 123 M), random weights."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from pipelines.tokenizer import clip_tokenizer
@@ -48,15 +54,27 @@ def sd15_pipeline(device: str, dtype: torch.dtype = torch.float32):
     return pipe.to(device, dtype)
 
 
-def measure(method: str, iterations: int, device: str, mixed_precision: str, options: dict) -> dict:
-    """Seconds per iteration (median over iterations after the first two) and peak memory."""
+def method_config(method: str, iterations: int, options: dict, concept: str = "star"):
+    """The validated config of a timing run: ``options`` (``concepts`` may override the concept) with ``iterations`` steps."""
+    import erase
+
+    cls = erase.get_method(method)
+    config = cls.config_class(**{"concepts": [concept], **options, "steps": iterations})
+    config.validate()
+    return cls(config)
+
+
+def measure(method: str, iterations: int, device: str, mixed_precision: str, options: dict, warmup: int = 2) -> dict:
+    """Seconds per iteration (median over the iterations after the first ``warmup``) and peak memory.
+
+    An iteration is one call of the method's loss (one optimiser step), timed from one call to
+    the next, so the last one is not timed; with too few iterations for a warm-up, every timed
+    one counts, and with a single iteration the loop's mean.
+    """
     import erase
 
     pipe = sd15_pipeline(device)
-    cls = erase.get_method(method)
-    config = cls.config_class(concepts=["Van Gogh"], steps=iterations, **options)
-    config.validate()
-    instance = cls(config)
+    instance = method_config(method, iterations, options)
     times: list[float] = []
     original_loss = instance.loss
 
@@ -67,15 +85,16 @@ def measure(method: str, iterations: int, device: str, mixed_precision: str, opt
         return original_loss(step, generator)
 
     instance.loss = timed_loss
-    torch.cuda.reset_peak_memory_stats() if device.startswith("cuda") else None
     result = instance.fit(pipe, erase.RunOptions(mixed_precision=mixed_precision, progress=False))
-    per_iteration = [b - a for a, b in zip(times, times[1:])][2:] or [result.record["cost"]["train_seconds"] / iterations]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    per_iteration = gaps[warmup:] or gaps or [result.record["cost"]["train_seconds"] / max(len(times), 1)]
     return {
         "method": method,
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
         "mixed_precision": mixed_precision,
-        "iterations": iterations,
-        "seconds_per_iteration_median": round(statistics.median(per_iteration), 3),
+        "iterations": len(times),
+        "timed_iterations": len(per_iteration),
+        "seconds_per_iteration_median": round(statistics.median(per_iteration), 4),
         "peak_gpu_mb": result.record["cost"]["peak_gpu_mb"],
         "peak_rss_mb": result.record["cost"]["peak_rss_mb"],
         "trained_parameters": sum(t.numel() for t in result.tensors.values()),

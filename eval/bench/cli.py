@@ -5,6 +5,7 @@
     erase bench --methods esd --targets styles --out runs/bench
     erase bench --methods esd --attack --out runs/bench-esd   # + UnlearnDiffAtk on the attack subset
     accelerate launch --multi_gpu --num_processes 2 -m erase bench --out runs/bench   # cells split over 2 processes
+    erase bench --timing-only --out runs/cost         # seconds/iteration, projected s/concept, memory at SD 1.5 scale
 
 The bench is resumable: run the same command again and finished cells are skipped; a cell
 whose method version or configuration changed is redone (``--rerun`` redoes everything).
@@ -58,6 +59,14 @@ def add_parser(sub) -> None:
     a.add_argument("--attack-iterations", type=int, default=20, help="steps per timestep (default 20; official 40)")
     a.add_argument("--attack-option", action="append", default=[], metavar="KEY[=JSON]",
                    help="any other `erase attack unlearndiffatk` option, e.g. tokens=5, seeds=1, no_cache")
+    c = p.add_argument_group("cost at SD 1.5 scale (eval.bench.cost; random weights, nothing erased or evaluated)")
+    c.add_argument("--timing-only", action="store_true",
+                   help="time each method's official iterations on a random-weight SD 1.5; write OUT/timing.{json,md}")
+    c.add_argument("--timing-iterations", type=int, default=12, metavar="N", help="iterations timed per method (default 12; median after 2)")
+    c.add_argument("--device", default=None, help="device of the timing run (default: cuda if available, else cpu)")
+    c.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"], help="autocast of the timing run (default no)")
+    c.add_argument("--memory-budget-gb", type=float, default=None, metavar="GB",
+                   help="skip methods estimated above this (default: the GPU's memory, or the RAM available now)")
     p.set_defaults(handler=run)
 
 
@@ -155,6 +164,12 @@ def run(args) -> int:
     from ..metrics.sharding import my_share, wait_for_everyone
     from .cell import run_cell
 
+    if args.timing_only:
+        from .cost import run as run_timing
+
+        if args.timing_iterations < 1:
+            raise ConfigError(f"--timing-iterations must be at least 1, got {args.timing_iterations}")
+        return run_timing(args, _methods(args.methods))
     started = time.perf_counter()
     cells = plan_cells(args)
     for cell in [c for c in cells if c.attack][:1]:
