@@ -62,8 +62,9 @@ def estimate_gb(method: str, options: dict, schedule) -> dict:
     """
     from eval import scale
 
-    plan = scale.method_config(method, 2, options).plan(scale.sd15_pipeline("meta"))
-    trained, total = plan["trained_parameters"], plan["total_parameters"]
+    pipe = scale.sd15_pipeline("meta")
+    trained = scale.method_config(method, 2, options).plan(pipe)["trained_parameters"]
+    total = sum(p.numel() for m in (pipe.unet, pipe.text_encoder, pipe.vae) for p in m.parameters())  # the VAE too
     gb = (4 * total + (TRAINED_BYTES + schedule.extra_bytes_per_trained) * trained) / 2**30
     return {"estimate_gb": round(gb, 2), "trained_parameters": trained, "total_parameters": total}
 

@@ -30,30 +30,48 @@ def estimates() -> dict[str, float]:
     return out
 
 
-def test_every_method_gets_a_row_the_largest_is_skipped_with_its_reason_and_projection_is_per_iteration_times_official(tmp_path):
-    sizes = estimates()
+def test_every_method_gets_a_row_the_largest_is_skipped_with_its_reason_and_projection_is_per_iteration_times_official(tmp_path, monkeypatch):
+    sizes = estimates()  # builds and validates every method's official timing config
     *_, second, largest = sorted(sizes.values())
     assert largest > second, sizes  # SFD holds three UNets' worth: the budget can fall between
-    budget = (largest + second) / 2
+    timed = []
+
+    def fake_measure(method, iterations, device, mixed_precision, options):  # the real one: next test (fits cost seconds each)
+        timed.append(method)
+        return {"seconds_per_iteration_median": 0.5 + len(timed), "timed_iterations": iterations - 2,
+                "peak_gpu_mb": 0.0, "peak_rss_mb": 2048.0 * len(timed), "device": device}
+
+    monkeypatch.setattr(scale, "measure", fake_measure)
     assert main(["-q", "bench", "--timing-only", "--timing-iterations", "3", "--device", "cpu",
-                 "--memory-budget-gb", f"{budget}", "--out", str(tmp_path)]) == 0
+                 "--memory-budget-gb", f"{(largest + second) / 2}", "--out", str(tmp_path)]) == 0
 
     summary = json.loads((tmp_path / "timing.json").read_text())
     rows = {r["method"]: r for r in summary["rows"]}
     assert list(rows) == list(erase.available())
     skipped = [m for m, r in rows.items() if r["status"] == "skipped"]
-    assert skipped == [max(sizes, key=sizes.get)]
+    assert skipped == [max(sizes, key=sizes.get)] and timed == [m for m in rows if m not in skipped]
     assert "budget" in rows[skipped[0]]["reason"] and f"{sizes[skipped[0]]:.1f} GB" in rows[skipped[0]]["reason"]
     table = (tmp_path / "timing.md").read_text()
     assert f"- {skipped[0]} skipped: needs at least" in table
-    for name, row in rows.items():
-        assert any(line.startswith(f"| {name} |") for line in table.splitlines()), name
+    for i, name in enumerate(timed, 1):
+        row = rows[name]
         assert row["official_iterations"] == schedule(erase.get_method(name)).iterations
-        if row["status"] == "timed":
-            assert row["seconds_per_iteration"] > 0 and row["peak_memory_gb"] > 0 and row["memory_kind"] == "RSS"
-            assert row["projected_seconds"] == pytest.approx(row["seconds_per_iteration"] * row["official_iterations"], abs=0.05)
+        assert row["projected_seconds"] == pytest.approx((0.5 + i) * row["official_iterations"])
+        assert row["peak_memory_gb"] == 2.0 * i and row["memory_kind"] == "RSS"
+    for name in rows:
+        assert any(line.startswith(f"| {name} |") for line in table.splitlines()), name
     assert rows["esd"]["paper"]["seconds"] == 6163 and rows["salun"]["paper"]["memory_gb"] == 30.8
     assert "| 6,163 | 17.8 |" in table
+
+
+def test_real_timing_of_two_methods_on_tiny_models(tmp_path):
+    assert main(["-q", "bench", "--timing-only", "--methods", "esd,fewshot", "--timing-iterations", "3", "--device", "cpu",
+                 "--memory-budget-gb", "24", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "timing.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["esd", "fewshot"] and all(r["status"] == "timed" for r in rows)
+    for row in rows:
+        assert row["seconds_per_iteration"] > 0 and row["peak_memory_gb"] > 0
+        assert row["projected_seconds"] == pytest.approx(row["seconds_per_iteration"] * row["official_iterations"], abs=0.05)
 
 
 def test_a_method_without_an_official_schedule_is_skipped_by_name(tmp_path, monkeypatch):
