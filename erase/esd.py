@@ -47,6 +47,7 @@ from pipelines.sampling import compvis_draw, sample_until
 
 from .config import MethodConfig, option
 from .method import ErasureMethod
+from .official import OfficialSchedule
 from .registry import register
 
 
@@ -118,6 +119,13 @@ class ESD(ErasureMethod):
     summary = "Erased Stable Diffusion: fine-tune towards negatively guided frozen scores (reference baseline)"
     config_class = ESDConfig
     config: ESDConfig
+    #: CompVis ``train-esd.py`` as UnlearnCanvas ran it for styles and objects (``--train_method xattn``).
+    official = OfficialSchedule(
+        iterations=1000,
+        options={"params": "esd-x", "ddim_steps": 50, "lr": 1e-5},
+        note="x_t is drawn with k ~ U{0..49} DDIM steps, so an iteration's time varies: the median of few iterations is noisy",
+        source="algorithms.md §1 Defaults (CompVis train-esd.py); UnlearnCanvas README (train_method xattn)",
+    )
 
     def prepare(self, backbone, params, originals) -> None:
         self.backbone: Backbone = backbone

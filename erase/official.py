@@ -37,20 +37,6 @@ class OfficialSchedule:
     source: str = ""
 
 
-#: CompVis ``train-esd.py`` as UnlearnCanvas ran it for styles and objects (``--train_method xattn``).
-#: It belongs on :class:`erase.esd.ESD` as ``official``; erase/esd.py is being edited elsewhere, so
-#: :func:`schedule` supplies it until that one line moves into the class.
-COMPVIS_ESD = OfficialSchedule(
-    iterations=1000,
-    options={"params": "esd-x", "ddim_steps": 50, "lr": 1e-5},
-    note="x_t is drawn with k ~ U{0..49} DDIM steps, so an iteration's time varies: the median of few iterations is noisy",
-    source="algorithms.md §1 Defaults (CompVis train-esd.py); UnlearnCanvas README (train_method xattn)",
-)
-
-_PENDING = {"esd": COMPVIS_ESD}
-
-
 def schedule(method: type) -> OfficialSchedule | None:
     """The official schedule a method class declares (``None``: not known)."""
-    declared = getattr(method, "official", None)
-    return declared if declared is not None else _PENDING.get(getattr(method, "name", ""))
+    return getattr(method, "official", None)
