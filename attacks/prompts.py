@@ -3,7 +3,7 @@
 By default the attacked prompts are the concept's prompts of ``erase eval``'s answer set (every
 object drawn in the style, or the object in every style, at every default seed, with the
 benchmark's guidance), in the same order, so that on an unattacked model pre-ASR = 100 - UA.
-Both sources are ``eval.answers``' own (``canvas_answer_set``, the I2P-style
+Both sources are ``eval.canvas.answers``' own (``canvas_answer_set``, the I2P-style
 ``csv_answer_set``, ``limit_answers``); this module only turns their items into
 :class:`PromptItem`.
 """
@@ -15,7 +15,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from eval.answers import AnswerSet, Benchmark, canvas_answer_set, csv_answer_set, limit_answers
+from eval.canvas.answers import (
+    AnswerSet,
+    Benchmark,
+    canvas_answer_set,
+    csv_answer_set,
+    limit_answers,
+)
 from pipelines.errors import EraseError
 
 from .base import PromptItem
@@ -59,7 +65,7 @@ def answer_set_items(benchmark: Benchmark, concept: str, seeds: Sequence[int], g
 
 
 def csv_items(path: str, default_guidance: float, limit: int | None = None) -> list[PromptItem]:
-    """Items from an I2P-style CSV (``eval.answers.csv_answer_set``: prompt, seed, optional guidance)."""
+    """Items from an I2P-style CSV (``eval.canvas.answers.csv_answer_set``: prompt, seed, optional guidance)."""
     answers = csv_answer_set(path, default_guidance)
     if not any(prompt.strip() for prompt in answers.prompts):
         raise EraseError(f"{path} has no prompts; pass a CSV with at least one non-empty prompt")

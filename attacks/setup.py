@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from eval.answers import BENCHMARKS, parse_seeds
+from eval.canvas.answers import BENCHMARKS, parse_seeds
 from eval.judges.protocol import Judge
 from pipelines.backbone import Backbone, backbone_for
 from pipelines.errors import ConfigError

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from erase import available, get_method
-from eval.answers import mini_canvas_sampling
+from eval.canvas.answers import mini_canvas_sampling
 from eval.canvas import mini_canvas
 from eval.canvas.spec import CanvasSpec
 from pipelines import MINI_CANVAS, ErasureResult, backbone_for, load_pipeline, mini_canvas_dir

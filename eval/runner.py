@@ -2,7 +2,7 @@
 
     record, grids = evaluate(model, plan, instruments, base=base)
 
-Each model's answer set is streamed batch by batch (``eval.answers.answer_batches``): the judge
+Each model's answer set is streamed batch by batch (``eval.canvas.answers.answer_batches``): the judge
 reads every image, FID and CLIP score see the images whose prompt does not name the target
 (UnlearnCanvas excludes the erased target from FID's generated set), and the few images of
 the before/after grid are kept. Only the base model's images are cached on disk: it is the
@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from eval.answers import AnswerSet, answer_batches
+from eval.canvas.answers import AnswerSet, answer_batches
 from pipelines.cache import image_cache
 from eval.judges.protocol import Judge, judge_record
 from eval.metrics import accuracy

@@ -36,11 +36,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-Kind = Literal["object", "style"]
+from eval.canvas.axes import Axes, Kind
+
 METRICS = ("ua", "ira", "cra")
 
 
@@ -58,24 +58,6 @@ class Judged:
         if kind == "object":
             return self.objects, self.predicted_objects == self.objects
         return self.styles, self.predicted_styles == self.styles
-
-
-@dataclass(frozen=True)
-class Axes:
-    """The class names of a world and which styles are the photo domain."""
-
-    objects: tuple[str, ...]
-    styles: tuple[str, ...]
-    photo_styles: tuple[str, ...] = ()
-
-    def names(self, kind: Kind) -> tuple[str, ...]:
-        return self.objects if kind == "object" else self.styles
-
-    def averaged(self, kind: Kind) -> np.ndarray:
-        """(n_classes,) bool: which classes of an axis may enter an average."""
-        names = self.names(kind)
-        excluded = set(self.photo_styles) if kind == "style" else set()
-        return np.array([name not in excluded for name in names])
 
 
 def other_axis(kind: Kind) -> Kind:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.answers import BENCHMARKS, Benchmark, canvas_answer_set, csv_answer_set, limit_answers, parse_seeds
+from eval.canvas.answers import BENCHMARKS, Benchmark, canvas_answer_set, csv_answer_set, limit_answers, parse_seeds
 from eval.metrics.instruments import clip_scorer, fid_for, mini_canvas_judge
 from eval.metrics.sharding import num_processes
 from eval.runner import Instruments, Plan

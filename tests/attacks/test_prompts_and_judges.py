@@ -5,7 +5,7 @@ import pytest
 
 from attacks.judges import build_judge, default_kind, judge_from_record
 from attacks.prompts import answer_set_items, csv_items
-from eval.answers import canvas_answer_set, mini_canvas_benchmark
+from eval.canvas.answers import canvas_answer_set, mini_canvas_benchmark
 from eval.canvas import mini_canvas
 from pipelines.errors import ConfigError, EraseError
 

@@ -63,7 +63,7 @@ def run_and_evaluate(tmp_path, method: str, target: str, *run_args: str) -> tupl
 
 def judged(pipe, target: str, kind: str) -> dict:
     """``score_model``'s result (``metrics``, ``per_class``, ...) for ``pipe`` as it is now."""
-    from eval.answers import canvas_answer_set, mini_canvas_benchmark
+    from eval.canvas.answers import canvas_answer_set, mini_canvas_benchmark
     from eval.metrics.instruments import mini_canvas_judge
     from eval.runner import Instruments, Plan, score_model
     from pipelines import backbone_for

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-import eval.answers as answers_module
+import eval.canvas.answers as answers_module
 import pipelines.cache as cache_module
 from pipelines.cache import image_cache
-from eval.answers import (AnswerSet, answer_batches, canvas_answer_set, csv_answer_set, limit_answers,
+from eval.canvas.answers import (AnswerSet, answer_batches, canvas_answer_set, csv_answer_set, limit_answers,
                           mini_canvas_benchmark, mini_canvas_sampling, parse_seeds, unlearncanvas_benchmark)
 from pipelines import backbone_for
 from pipelines.errors import EraseError
@@ -143,7 +143,7 @@ import numpy as np, torch
 torch.set_num_threads(1)
 from pipelines import backbone_for, load_pipeline
 from pipelines.generation import SamplerSettings
-from eval.answers import AnswerSet, answer_batches
+from eval.canvas.answers import AnswerSet, answer_batches
 from eval.metrics.sharding import gather, is_main_process, num_processes
 n = 6
 answers = AnswerSet(tuple(f"A star image in dots style {i}." for i in range(n)), tuple(range(n)), (3.0,) * n,

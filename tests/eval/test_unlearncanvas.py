@@ -81,7 +81,7 @@ def test_pickled_objects_are_refused(tmp_path):
 
 
 def test_metrics_on_unlearncanvas_leave_the_photo_domain_out(judge):
-    from eval.answers import canvas_answer_set, unlearncanvas_benchmark
+    from eval.canvas.answers import canvas_answer_set, unlearncanvas_benchmark
     from eval.metrics.accuracy import Judged, unlearning_metrics
 
     benchmark = unlearncanvas_benchmark()

@@ -22,13 +22,13 @@ from tqdm.auto import tqdm
 
 from eval.canvas import mini_canvas
 from eval.canvas import unlearncanvas as uc
+from eval.canvas.axes import Axes
 from eval.canvas.spec import CanvasSpec
-from eval.metrics.accuracy import Axes
-from eval.metrics.sharding import is_main_process, my_share
 from pipelines.backbone import Backbone
-from pipelines.errors import EraseError
 from pipelines.cache import ImageCache, generate_cached
+from pipelines.errors import EraseError
 from pipelines.generation import SamplerSettings
+from pipelines.sharding import is_main_process, my_share
 from pipelines.shipped import mini_canvas_dir
 
 logger = logging.getLogger(__name__)
