@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         if args.attack is not None:
             record["robustness"] = attack_robustness(args.attack, prepared.model, prepared.base, prepared.plan,
                                                      prepared.tools, args.attack_config)
-    from .metrics.sharding import is_main_process
+    from pipelines.sharding import is_main_process
 
     if not is_main_process():
         return 0

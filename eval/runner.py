@@ -17,21 +17,22 @@ Keys follow ``shared/docs/contracts.md``; ``base`` holds the same block for the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from eval.canvas.answers import AnswerSet, answer_batches
-from pipelines.cache import image_cache
 from eval.judges.protocol import Judge, judge_record
 from eval.metrics import accuracy
 from eval.metrics.clip import ClipScorer
 from eval.metrics.fid import Fid
-from eval.metrics.sharding import gather
 from pipelines.backbone import Backbone
+from pipelines.cache import image_cache
 from pipelines.generation import SamplerSettings, effective_settings
+from pipelines.sharding import gather
 
 METRICS = ("ua", "ira", "cra", "fid", "clip")
 

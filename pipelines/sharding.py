@@ -6,8 +6,7 @@ Each process generates and judges its own slice of the answer set
 helper is the identity. Only the main process writes outputs and shows progress bars.
 
 It lives in ``pipelines`` (it imports none of ours) so that ``attacks`` may shard its prompts
-the same way without importing the ``eval`` runners' layer; ``eval.metrics.sharding`` is this
-very module under its old name.
+the same way without importing the ``eval`` runners' layer.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ def machine() -> dict[str, Any]:
 
 def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[str, Any]:
     """Bring ``cell`` to done and return its record (``cell.json``)."""
-    from eval.metrics.sharding import alone
+    from pipelines.sharding import alone
 
     folder = cell.folder(root)
     previous = read_record(cell, root)

@@ -160,8 +160,8 @@ def plan_cells(args) -> list[Cell]:
 
 def run(args) -> int:
     from pipelines import load_pipeline
+    from pipelines.sharding import my_share, wait_for_everyone
 
-    from ..metrics.sharding import my_share, wait_for_everyone
     from .cell import run_cell
 
     if args.timing_only:

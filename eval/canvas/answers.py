@@ -5,7 +5,7 @@ image per seed (UnlearnCanvas's protocol); a prompt-list benchmark's (I2P-style 
 from a CSV of prompt, seed and guidance. Images are drawn with ``pipelines.generation.generate``
 (one generator per seed, so an image does not depend on its batch), in batches, optionally
 through the on-disk ``ImageCache``, each process of an ``accelerate launch`` drawing its own
-share (``eval.metrics.sharding``).
+share (``pipelines.sharding``).
 """
 
 from __future__ import annotations

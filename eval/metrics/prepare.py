@@ -12,14 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from eval.canvas.answers import BENCHMARKS, Benchmark, canvas_answer_set, csv_answer_set, limit_answers, parse_seeds
+from eval.canvas.answers import (
+    BENCHMARKS,
+    Benchmark,
+    canvas_answer_set,
+    csv_answer_set,
+    limit_answers,
+    parse_seeds,
+)
 from eval.metrics.instruments import clip_scorer, fid_for, mini_canvas_judge
-from eval.metrics.sharding import num_processes
 from eval.runner import Instruments, Plan
 from pipelines import resolve_device
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError
 from pipelines.generation import SamplerSettings
+from pipelines.sharding import num_processes
 
 GRID_TARGET_ROWS, GRID_OTHER_ROWS, GRID_SEEDS = 4, 4, 3
 

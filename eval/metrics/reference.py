@@ -21,8 +21,7 @@ from PIL import Image
 
 from eval.canvas.spec import CanvasSpec
 from pipelines.errors import EraseError
-
-from .sharding import my_share
+from pipelines.sharding import my_share
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

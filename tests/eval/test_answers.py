@@ -10,10 +10,19 @@ import pytest
 
 import eval.canvas.answers as answers_module
 import pipelines.cache as cache_module
-from pipelines.cache import image_cache
-from eval.canvas.answers import (AnswerSet, answer_batches, canvas_answer_set, csv_answer_set, limit_answers,
-                          mini_canvas_benchmark, mini_canvas_sampling, parse_seeds, unlearncanvas_benchmark)
+from eval.canvas.answers import (
+    AnswerSet,
+    answer_batches,
+    canvas_answer_set,
+    csv_answer_set,
+    limit_answers,
+    mini_canvas_benchmark,
+    mini_canvas_sampling,
+    parse_seeds,
+    unlearncanvas_benchmark,
+)
 from pipelines import backbone_for
+from pipelines.cache import image_cache
 from pipelines.errors import EraseError
 from pipelines.generation import SamplerSettings, generate
 
@@ -144,7 +153,7 @@ torch.set_num_threads(1)
 from pipelines import backbone_for, load_pipeline
 from pipelines.generation import SamplerSettings
 from eval.canvas.answers import AnswerSet, answer_batches
-from eval.metrics.sharding import gather, is_main_process, num_processes
+from pipelines.sharding import gather, is_main_process, num_processes
 n = 6
 answers = AnswerSet(tuple(f"A star image in dots style {i}." for i in range(n)), tuple(range(n)), (3.0,) * n,
                     np.zeros(n, dtype=int), np.zeros(n, dtype=int))
@@ -172,7 +181,7 @@ def test_two_processes_share_the_prompts_and_give_the_same_images(tiny_folder, t
     script.write_text(SHARDED)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
     # accelerate 1.x's --cpu launches a single process; --multi_gpu on a machine without CUDA
-    # starts torchrun processes that eval.metrics.sharding joins over gloo, on the CPU.
+    # starts torchrun processes that pipelines.sharding joins over gloo, on the CPU.
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
                "--dynamo_backend", "no", str(script), tiny_folder, str(out)]

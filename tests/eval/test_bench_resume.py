@@ -14,7 +14,7 @@ from accelerate import PartialState
 import eval.bench.cell as cell_module
 import pipelines
 from eval.bench import cli
-from eval.metrics import sharding
+from pipelines import sharding
 from pipelines.errors import ConfigError
 
 TARGETS = "stripes,dots,star,heart"
