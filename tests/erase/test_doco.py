@@ -8,9 +8,8 @@ import torch
 
 from erase import DoCoConfig, erase
 from erase.doco import DoCo, PatchDiscriminator, discriminator_loss, instance_prompt
-from pipelines import backbone_for
 from pipelines.errors import ConfigError
-from pipelines.params import select_parameters
+from tests.erase.preparing import prepare_method
 
 FAST = {"concepts": ["star"], "steps": 4, "warm_up": 2, "batch_size": 2, "anchor_images": 4, "generation_steps": 2,
         "d_width": 8, "lr": 1e-2}
@@ -22,14 +21,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def prepared(pipe, **overrides) -> DoCo:
-    method = DoCo(DoCoConfig(**{**FAST, **overrides}))
-    method.config.validate()
-    bb = backbone_for(pipe)
-    params = select_parameters(bb.components, method.config.params)
-    for p in params.values():
-        p.requires_grad_(True)
-    method.prepare(bb, params, {n: p.detach().clone() for n, p in params.items()})
-    return method
+    return prepare_method(DoCo(DoCoConfig(**{**FAST, **overrides})), pipe)[0]
 
 
 def test_one_discriminator_step_lowers_its_loss():

@@ -5,7 +5,7 @@ from erase import ESDConfig, erase
 from erase.esd import ESD
 from pipelines import backbone_for
 from pipelines.errors import ConfigError
-from pipelines.params import select_parameters
+from tests.erase.preparing import prepare_method
 
 
 def run(pipe, **overrides):
@@ -15,39 +15,32 @@ def run(pipe, **overrides):
 
 
 def _prepared(pipe, **overrides):
-    method = ESD(ESDConfig(concepts=["star"], ddim_steps=4, **overrides))
-    bb = backbone_for(pipe)
-    params = select_parameters(bb.components, "esd-x")
-    originals = {n: p.detach().clone() for n, p in params.items()}
-    method.prepare(bb, params, originals)
-    for p in params.values():
-        p.requires_grad_(True)
-    return method, bb, params
+    return prepare_method(ESD(ESDConfig(concepts=["star"], ddim_steps=4, **overrides)), pipe)
 
 
 def test_from_base_with_eta_zero_gives_zero_loss_at_start(tiny_pipe):
     """The diffusers rewrite's form at eta = 0 asks the model for what it already predicts."""
-    method, _, params = _prepared(tiny_pipe, negative_guidance=0.0, target_base="from")
+    method, params = _prepared(tiny_pipe, negative_guidance=0.0, target_base="from")
     loss = method.loss(0, torch.Generator().manual_seed(0))
     # Zero up to float rounding: the frozen scores are computed in one batch of three, the
     # trained one alone, and batched kernels round differently in the last bits.
     assert loss.item() < 1e-10
     loss.backward()
     assert max(p.grad.abs().max().item() for p in params.values() if p.grad is not None) < 1e-6
-    eta_one, _, _ = _prepared(tiny_pipe, negative_guidance=1.0, target_base="from")
+    eta_one, _ = _prepared(tiny_pipe, negative_guidance=1.0, target_base="from")
     assert eta_one.loss(0, torch.Generator().manual_seed(0)).item() > 1e-6
 
 
 @pytest.mark.parametrize("eta", [0.5, 1.0])
 def test_default_target_is_the_papers_and_the_rewrites_eta_is_one_more(tiny_pipe, eta):
     """Paper/CompVis: target = e_0 - eta (e_c - e_0); the rewrite reaches it with eta + 1."""
-    paper, _, _ = _prepared(tiny_pipe, negative_guidance=eta)
+    paper, _ = _prepared(tiny_pipe, negative_guidance=eta)
     assert paper.config.to_dict()["target_base"] == "uncond"
-    rewrite, _, _ = _prepared(tiny_pipe, negative_guidance=eta + 1, target_base="from")
+    rewrite, _ = _prepared(tiny_pipe, negative_guidance=eta + 1, target_base="from")
     a = paper.loss(0, torch.Generator().manual_seed(3)).item()
     b = rewrite.loss(0, torch.Generator().manual_seed(3)).item()
     assert a > 1e-6 and abs(a - b) <= 1e-5 * a
-    mild, _, _ = _prepared(tiny_pipe, negative_guidance=eta, target_base="from")
+    mild, _ = _prepared(tiny_pipe, negative_guidance=eta, target_base="from")
     assert mild.loss(0, torch.Generator().manual_seed(3)).item() < a
 
 

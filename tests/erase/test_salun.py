@@ -9,11 +9,12 @@ import torch
 from PIL import Image
 
 from erase import erase
-from erase.salun import SalUn, SalUnConfig
 from erase.saliency import SaliencyMask
+from erase.salun import SalUn, SalUnConfig
 from pipelines import backbone_for
 from pipelines.errors import ConfigError, EraseError
 from pipelines.params import select_parameters
+from tests.erase.preparing import prepare_method
 
 FAST = {"concepts": ["star"], "steps": 3, "batch_size": 2, "images_per_pair": 1, "lr": 1e-3}
 
@@ -24,14 +25,7 @@ def run(pipe, **overrides):
 
 def prepared(pipe, **overrides) -> SalUn:
     """A SalUn method prepared on ``pipe`` the way ``fit`` prepares it (mask included)."""
-    method = SalUn(SalUnConfig(**{**FAST, **overrides}))
-    method.config.validate()
-    bb = backbone_for(pipe)
-    params = select_parameters(bb.components, method.config.params)
-    for p in params.values():
-        p.requires_grad_(True)
-    method.prepare(bb, params, {n: p.detach().clone() for n, p in params.items()})
-    return method
+    return prepare_method(SalUn(SalUnConfig(**{**FAST, **overrides})), pipe)[0]
 
 
 @pytest.fixture
