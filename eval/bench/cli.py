@@ -133,6 +133,20 @@ def _check_attack(cell: Cell) -> None:
                           "fix --attack-option or the --attack-* flags") from None
 
 
+def _eval_seeds(args) -> int | str | None:
+    """The eval seeds in one spelling, so that ``--quick`` and ``--seeds 2`` (and ``--seeds " 2"``)
+    give the same cell key instead of redoing finished cells: a count as an int, a list as
+    comma-joined digits."""
+    if args.quick:
+        return QUICK_SEEDS
+    if args.seeds is None:
+        return None
+    text = str(args.seeds).strip()
+    if text.isdigit():
+        return int(text)
+    return ",".join(part.strip() for part in text.split(",") if part.strip())
+
+
 def plan_cells(args) -> list[Cell]:
     """Every cell the options ask for, with its full method config resolved."""
     from erase.config import build_config
@@ -141,7 +155,8 @@ def plan_cells(args) -> list[Cell]:
 
     spec = mini_canvas()
     files = _method_files(args.method_config)
-    eval_settings = {"seeds": QUICK_SEEDS if args.quick else args.seeds} if (args.quick or args.seeds) else {}
+    seeds = _eval_seeds(args)
+    eval_settings = {} if seeds is None else {"seeds": seeds}
     attack = attack_settings(args)
     attacked = {spec.canonical(name) for name in args.attack_targets.split(",") if name.strip()} if attack else set()
     cells = []

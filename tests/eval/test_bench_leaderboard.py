@@ -68,3 +68,21 @@ def test_a_method_without_attacked_cells_shows_no_asr():
     board = aggregate([record("salun", "star", "object", 10, 20, 30)])
     assert board["salun"]["attacked"] == {"attacked": 0, "pre_asr": None, "pre_asr_ci": None, "asr": None, "asr_ci": None}
     assert markdown(board, []).splitlines()[2].endswith("| 0 | – | – |")
+
+
+def planned_keys(*argv):
+    import argparse
+
+    from eval.bench import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["bench", "--methods", "esd", "--targets", "stripes", "--out", "unused", *argv])
+    return [cell.key for cell in cli.plan_cells(args) if cell.target == "stripes"]
+
+
+def test_one_seed_setting_keys_the_same_cells_however_it_is_spelt():
+    quick = planned_keys("--quick")
+    assert planned_keys("--seeds", "2") == planned_keys("--seeds", " 2 ") == quick
+    assert planned_keys("--seeds", "0, 1") == planned_keys("--seeds", "0,1") != quick
+    assert planned_keys("--seeds", "3") != quick and planned_keys() != quick
