@@ -26,7 +26,7 @@ from typing import Any
 
 from pipelines.atomic import write_text
 
-from .cells import Cell, read_record
+from .cells import Cell, drift_of, read_record
 
 ATTACK_KEY_FILE = "bench_key.txt"
 
@@ -160,6 +160,7 @@ def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[st
         "metrics": evaluation["metrics"],
         "ci": evaluation["ci"],
         "base_metrics": (evaluation.get("base") or {}).get("metrics"),
+        "drift": drift_of(evaluation, cell.target),
         "robustness": robustness,
         "cost": {**erasure["cost"], "eval_seconds": evaluation["cost"].get("eval_seconds"),
                  "attack_seconds": (robustness or {}).get("seconds")},

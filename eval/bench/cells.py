@@ -64,6 +64,30 @@ def read_record(cell: Cell, root: str) -> dict[str, Any] | None:
         return None
 
 
+def drift_of(evaluation: dict[str, Any], target: str) -> dict[str, Any] | None:
+    """The cell's drift (``eval.metrics.accuracy.drift``) from its ``eval.json`` record."""
+    from eval.metrics.accuracy import drift
+
+    return drift((evaluation.get("per_class") or {}).get("target_predicted_as"), target)
+
+
+def with_drift(record: dict[str, Any], folder: str) -> dict[str, Any]:
+    """``record`` with its ``drift``, read from ``folder/eval/eval.json`` when the record lacks it.
+
+    Cells finished before the record kept ``drift`` cost thousands of CPU-seconds each and are not
+    redone for a display column (their key is unchanged); their eval.json already holds the
+    counts. A cell folder without a readable eval.json keeps the record as it is (shown as "–").
+    """
+    if "drift" in record:
+        return record
+    try:
+        with open(os.path.join(folder, "eval", "eval.json"), encoding="utf-8") as f:
+            evaluation = json.load(f)
+    except (OSError, ValueError):
+        return record
+    return {**record, "drift": drift_of(evaluation, record["target"])}
+
+
 def is_done(cell: Cell, root: str) -> bool:
     """Finished with this very key, and, for an attacked cell, attacked with these very settings."""
     record = read_record(cell, root)

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pipelines import MINI_CANVAS
 from pipelines.errors import ConfigError
 
-from .cells import Cell, is_done, read_record
+from .cells import Cell, is_done, read_record, with_drift
 
 logger = logging.getLogger("erase")
 
@@ -202,7 +202,8 @@ def run(args) -> int:
     # outputs from the records on disk when it finishes, under a file lock, so the last one to
     # take the lock reads every finished record and writes the complete outputs.
     with _locked(os.path.join(args.out, ".outputs.lock")):
-        records = [r for r in (read_record(c, args.out) for c in cells) if r is not None and r.get("status") == "done"]
+        found = ((c, read_record(c, args.out)) for c in cells)
+        records = [with_drift(r, c.folder(args.out)) for c, r in found if r is not None and r.get("status") == "done"]
         write_outputs(args.out, records, seconds_this_run=time.perf_counter() - started)
     logger.info("wrote %s/leaderboard.md (%d cells) in %.0f s", args.out, len(records), time.perf_counter() - started)
     return 0
@@ -229,12 +230,12 @@ def write_outputs(out: str, records: list[dict], seconds_this_run: float | None)
     """``leaderboard.json``, ``leaderboard.md`` and the plots, from the cell records."""
     from pipelines.atomic import write_text
 
-    from .leaderboard import aggregate, machines, markdown, total_seconds
+    from .leaderboard import aggregate, drifts, machines, markdown, total_seconds
     from .plots import write_plots
 
     board = aggregate(records)
     summary = {"schema": 1, "cells": len(records), "leaderboard": board, "seconds_this_run": None if seconds_this_run is None else round(seconds_this_run, 1),
-               "cell_seconds_total": total_seconds(records), "machines": machines(records)}
+               "cell_seconds_total": total_seconds(records), "machines": machines(records), "drift": drifts(records)}
     write_text(os.path.join(out, "leaderboard.json"), json.dumps(summary, indent=2) + "\n")
     write_text(os.path.join(out, "leaderboard.md"), markdown(board, records))
     write_plots(out, records)

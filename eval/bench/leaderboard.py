@@ -8,6 +8,11 @@ image-level interval is in its eval.json).
 Pre-ASR and ASR (``erase attack``'s, on the attack subset) are averaged over the *attacked*
 cells only, and the row says how many there were: an average over six targets is not one
 over twenty.
+
+Each cell row also says where the erased concept went: ``seen as`` is the class the judge most
+often sees in the target's images instead of the target, with its share of all of them
+(``eval.metrics.accuracy.drift``). It has no average: "crescent 40%" and "star 30%" do not add
+up to anything.
 """
 
 from __future__ import annotations
@@ -79,6 +84,24 @@ def machines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return seen
 
 
+def drifts(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{method: {target: drift or None}}`` for leaderboard.json (None: nothing drifted, or not recorded)."""
+    table: dict[str, dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: (r["method"], r["target"])):
+        table.setdefault(r["method"], {})[r["target"]] = r.get("drift")
+    return table
+
+
+def seen_as(drift: dict[str, Any] | None, most: int = 2) -> str:
+    """``crescent 40%``; classes tied at the top each with the same share (``dots 25%, grid 25%``),
+    at most ``most`` named and the rest counted (``, +3 more``) so the cell stays short; ``–``: none."""
+    if not drift:
+        return "–"
+    names = [drift["seen_as"], *drift.get("tied", [])]
+    shown = ", ".join(f"{name} {drift['share']:.0f}%" for name in names[:most])
+    return shown + (f", +{len(names) - most} more" if len(names) > most else "")
+
+
 def _fmt(value: Any) -> str:
     return "–" if value is None else (f"{value:.1f}" if isinstance(value, float) else str(value))
 
@@ -89,7 +112,7 @@ def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
 
 
 def markdown(board: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    """The leaderboard table, then one row per cell."""
+    """The leaderboard table, then one row per cell (with where its concept drifted)."""
     lines = [
         "| method | targets | style UA | style IRA | style CRA | object UA | object IRA | object CRA | FID | CLIP | s / concept | peak MB | artifact MB | attacked | pre-ASR | ASR |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -109,8 +132,8 @@ def markdown(board: dict[str, Any], records: list[dict[str, Any]]) -> str:
             + " | ".join(_fmt(attacked.get(m)) for m in ATTACK_COLUMNS)
             + " |"
         )
-    lines += ["", "| method | target | kind | UA | IRA | CRA | FID | CLIP | pre-ASR | ASR | s | peak MB | base UA / IRA / CRA |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| method | target | kind | UA | IRA | CRA | FID | CLIP | pre-ASR | ASR | seen as | s | peak MB | base UA / IRA / CRA |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: (r["method"], r["kind"], r["target"])):
         m, c, attack = r["metrics"], r["cost"], r.get("robustness") or {}
         lines.append(
@@ -118,6 +141,7 @@ def markdown(board: dict[str, Any], records: list[dict[str, Any]]) -> str:
             + " | ".join(_fmt(m.get(k)) for k in COLUMNS)
             + " | "
             + " | ".join(_fmt(attack.get(k)) for k in ATTACK_COLUMNS)
+            + f" | {seen_as(r.get('drift'))}"
             + f" | {_fmt(c.get('train_seconds'))} | {_fmt(c.get('peak_rss_mb'))} | "
             + " / ".join(_fmt((r.get("base_metrics") or {}).get(k)) for k in ("ua", "ira", "cra"))
             + " |"

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -129,6 +130,28 @@ def target_predictions(judged: Judged, target: str, kind: Kind, axes: Axes) -> d
     predicted = judged.predicted_objects if kind == "object" else judged.predicted_styles
     counts = np.bincount(predicted[classes == index], minlength=len(axes.names(kind)))
     return {name: int(n) for name, n in zip(axes.names(kind), counts) if n}
+
+
+def drift(predicted_as: dict[str, int] | None, target: str) -> dict[str, Any] | None:
+    """Where an erased target went, in one line: the class the judge most often sees instead of it.
+
+    ``predicted_as`` is :func:`target_predictions`' ``{class: count}`` (``per_class.target_predicted_as``
+    of eval.json). Returns ``{"seen_as": class, "share": % of *all* the target's images judged as it,
+    "tied": other classes with the same count, "images": n, "counts": predicted_as}``: the share is of
+    all images, not of the erased ones, so "crescent 40" reads "40% of the target's images now look
+    like a crescent" whatever UA is. Ties are named (``tied``, alphabetical, ``seen_as`` the first)
+    because with few seeds they are common and naming one class alone would hide the others. None
+    when nothing was recorded or every image is still judged the target (nothing drifted).
+    """
+    counts = {name: int(n) for name, n in (predicted_as or {}).items() if n}
+    others = {name: n for name, n in counts.items() if name != target}
+    if not others:
+        return None
+    top = max(others.values())
+    names = sorted(name for name, n in others.items() if n == top)
+    images = sum(counts.values())
+    return {"seen_as": names[0], "share": round(100 * top / images, 1), "tied": names[1:], "images": images,
+            "counts": counts}
 
 
 def _bootstrap_accuracy(classes: np.ndarray, correct: np.ndarray, n_classes: int, resamples: int,

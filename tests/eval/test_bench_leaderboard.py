@@ -1,5 +1,7 @@
 """The leaderboard's aggregation, pinned on hand-made cell records."""
 
+import json
+
 from eval.bench.cells import Cell
 from eval.bench.leaderboard import aggregate, markdown
 
@@ -86,3 +88,57 @@ def test_one_seed_setting_keys_the_same_cells_however_it_is_spelt():
     assert planned_keys("--seeds", "2") == planned_keys("--seeds", " 2 ") == quick
     assert planned_keys("--seeds", "0, 1") == planned_keys("--seeds", "0,1") != quick
     assert planned_keys("--seeds", "3") != quick and planned_keys() != quick
+
+
+def test_drift_is_the_top_class_other_than_the_target_with_its_share_of_all_images():
+    from eval.metrics.accuracy import drift
+
+    counts = {"heart": 5, "star": 7, "arrow": 4, "diamond": 4}
+    assert drift(counts, "heart") == {"seen_as": "star", "share": 35.0, "tied": [], "images": 20, "counts": counts}
+    assert drift({"star": 12, "heart": 8}, "star")["seen_as"] == "heart"  # the target never counts as its own drift
+    tie = drift({"arrow": 4, "star": 2, "diamond": 4}, "star")
+    assert (tie["seen_as"], tie["tied"], tie["share"]) == ("arrow", ["diamond"], 40.0)
+
+
+def test_an_intact_target_or_no_counts_give_no_drift():
+    from eval.metrics.accuracy import drift
+
+    assert drift({"star": 20}, "star") is None
+    assert drift({"star": 20, "arrow": 0}, "star") is None
+    assert drift({}, "star") is None and drift(None, "star") is None
+
+
+def eval_json(folder, target, predicted_as):
+    folder.mkdir(parents=True)
+    (folder / "eval.json").write_text(json.dumps({"target": target, "per_class": {"target_predicted_as": predicted_as}}))
+
+
+def test_a_record_without_drift_is_filled_from_its_eval_json(tmp_path):
+    from eval.bench import readme
+    from eval.bench.cells import with_drift
+
+    bench = tmp_path / "bench"
+    for target, predicted_as in (("star", {"star": 6, "crescent": 8, "arrow": 6}), ("heart", {"heart": 20})):
+        cell = bench / "cells" / "esd" / target
+        eval_json(cell / "eval", target, predicted_as)
+        (cell / "cell.json").write_text(json.dumps({**record("esd", target, "object", 60, 90, 90), "status": "done"}))
+    found = {r["target"]: r for r in readme.records(str(bench))}
+    assert found["star"]["drift"]["seen_as"] == "crescent" and found["star"]["drift"]["share"] == 40.0
+    assert "drift" in found["heart"] and found["heart"]["drift"] is None
+    kept = {**record("esd", "star", "object", 60, 90, 90), "drift": None}
+    assert with_drift(kept, str(bench / "cells" / "esd" / "star")) is kept  # a record's own drift is not re-read
+    bare = record("esd", "dots", "style", 60, 90, 90)
+    assert with_drift(bare, str(tmp_path / "no-such-cell")) == bare  # no eval.json: left as it was
+
+
+def test_the_cell_table_shows_where_each_target_went():
+    rows = [record("esd", "star", "object", 60, 90, 90), record("esd", "heart", "object", 0, 90, 90),
+            record("esd", "dots", "style", 80, 90, 90)]
+    rows[0]["drift"] = {"seen_as": "crescent", "share": 40.0, "tied": []}
+    rows[1]["drift"] = None
+    rows[2]["drift"] = {"seen_as": "grid", "share": 20.0, "tied": ["solid", "split", "stripes"]}
+    lines = markdown(aggregate(rows), rows).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| method | target |"))
+    column = lines[start].split(" | ").index("seen as")
+    cells = {line.split(" | ")[1]: line.split(" | ")[column] for line in lines[start + 2:]}
+    assert cells == {"star": "crescent 40%", "heart": "–", "dots": "grid 20%, solid 20%, +2 more"}

@@ -59,7 +59,8 @@ class Fakes:
                 self.kill_eval_of = None
                 raise KeyboardInterrupt  # the bench is killed in the middle of this cell, after its erasure
             metrics = {k: _number(k, target, lr) for k in ("ua", "ira", "cra", "fid", "clip")}
-            _write(os.path.join(out, "eval.json"), {"metrics": metrics, "ci": {}, "cost": {"eval_seconds": 2.0}})
+            _write(os.path.join(out, "eval.json"), {"metrics": metrics, "ci": {}, "cost": {"eval_seconds": 2.0},
+                                                    "per_class": {"target_predicted_as": {target: 6, "crescent": 4}}})
         else:
             stages = argv[argv.index("--stages") + 1]
             pre = _number("pre", target, lr)
@@ -143,6 +144,22 @@ def test_changed_config_redoes_only_its_cells_and_a_changed_attack_only_the_atta
     assert bench(out, "--method-config", f"esd={config}", "--attack-stages", "3", "--attack-targets", "dots") == 0
     assert fakes.calls == []  # fewer attacked targets: no work, star's finished attack stays in its record
     assert outputs(out)[0]["leaderboard"]["salun"]["attacked"]["attacked"] == 2
+
+
+def test_a_record_from_before_the_drift_key_gets_it_from_its_eval_json_and_is_not_redone(fakes, tmp_path):
+    out = tmp_path / "bench"
+    assert bench(out) == 0
+    path = out / "cells" / "esd" / "star" / "cell.json"
+    record = json.loads(path.read_text())
+    assert record["drift"]["seen_as"] == "crescent" and record["drift"]["share"] == 40.0
+    del record["drift"]  # as cell.py wrote records before it kept the drift
+    path.write_text(json.dumps(record))
+    fakes.calls.clear()
+    assert bench(out) == 0
+    assert fakes.calls == []  # same key: the cell is not redone
+    summary, table = outputs(out)[:2]
+    assert summary["drift"]["esd"]["star"]["seen_as"] == "crescent"
+    assert next(line for line in table.splitlines() if line.startswith("| esd | star |")).count("| crescent 40% |") == 1
 
 
 def test_a_bad_attack_option_fails_before_any_cell_runs(fakes, tmp_path, capsys):
