@@ -40,6 +40,12 @@ Defaults fit a CPU on mini-canvas; the SD 1.x README settings are ``steps=2000, 
 lr=9.6e-5`` (6e-6 scaled by batch 8 x 2 for prior preservation), ``d_lr=5e-4`` (style) or
 ``1e-4`` (object, nudity), ``anchor_images=200..1000, generation_steps=50, generation_guidance=6``.
 
+The run never diverges silently (:mod:`erase.gan_guard`): a non-finite L_D, L_u, L_r or (corrected)
+gradient, or a discriminator that wins outright for ``collapse_patience`` UNet steps in a row
+(``collapse_floor``; 0 turns that rule off), stops it with a message that names what went wrong,
+where and the fix, keeping the last good trained tensors (``erase run`` writes them as
+``OUT.diverged``, a partial artifact; the checkpoint folder keeps the resumable state of a NaN).
+
 Not implemented from the official code: the random-resize augmentation with its valid-region
 mask and "far away"/"zoomed in" prompt prefixes (mini-canvas images are 32 px; hflip is kept).
 The discriminator is not part of resumable checkpoints: a resumed run starts a fresh D.
@@ -65,12 +71,15 @@ from pipelines.params import preset_component, swapped
 
 from .config import MethodConfig, option
 from .data import ImageSet, encode_latents, generated_set
+from .gan_guard import CollapseGuard, require_finite
 from .method import ErasureMethod, RunOptions
 from .official import OfficialSchedule
 from .registry import register
 from .surgery import MODES, ConceptPreservingGradient, clip_global_norm_
 
 logger = logging.getLogger(__name__)
+
+FIX = "Lower --lr (the UNet's) or --d-lr, or lengthen --warm-up."
 
 
 @dataclass
@@ -98,6 +107,8 @@ class DoCoConfig(MethodConfig):
     generation_steps: int = option(20, "DDIM steps drawing the anchor images (official 50)")
     generation_guidance: float = option(5.0, "CFG scale drawing the anchor images (official 6)")
     hflip: bool = option(True, "also use every anchor image mirrored (official augmentation)")
+    collapse_floor: float = option(0.1, "collapse guard: stop when the discriminator's loss stays below this for --collapse-patience UNet steps in a row (it wins outright; healthy mini-canvas runs stay near 2 ln 2 = 1.39); 0: off")
+    collapse_patience: int = option(20, "collapse guard: UNet steps in a row below --collapse-floor that stop the run")
 
     def validate(self) -> None:
         super().validate()
@@ -112,6 +123,9 @@ class DoCoConfig(MethodConfig):
                 raise ConfigError(f"{flag} must be at least 1, got {value}")
         if not 0 <= self.warm_up < self.steps:
             raise ConfigError(f"--warm-up {self.warm_up} leaves no UNet step of --steps {self.steps}; use 0 <= warm-up < steps")
+        if self.collapse_floor < 0 or self.collapse_patience < 1:
+            raise ConfigError(f"--collapse-floor must be 0 (off) or more and --collapse-patience at least 1, got "
+                              f"{self.collapse_floor} and {self.collapse_patience}")
         if self.d_blocks < 0 or self.d_blocks > 6:
             raise ConfigError(f"--d-blocks must be 0 (automatic) to 6, got {self.d_blocks}")
         for flag, value in (("--lam", self.lam), ("--weight-decay", self.weight_decay), ("--prior-loss-weight", self.prior_loss_weight)):
@@ -198,17 +212,26 @@ class DoCo(ErasureMethod):
         return torch.optim.AdamW(params.values(), lr=self.config.lr, weight_decay=self.config.weight_decay, eps=1e-8)
 
     def fit(self, pipe: Any, run: RunOptions | None = None) -> ErasureResult:
-        """The shared fit, with the anchor data and the discriminator's course in the record."""
-        result = super().fit(pipe, run)
+        """The shared fit, with the anchor data and the discriminator's course in the record (a diverged run's too)."""
+        try:
+            result = super().fit(pipe, run)
+        except TrainingDiverged as e:
+            if e.result is not None:
+                e.result.record["doco"] = self._summary()
+            raise
+        result.record["doco"] = self._summary()
+        return result
+
+    def _summary(self) -> dict[str, Any]:
         d = self.d_losses
-        result.record["doco"] = {
+        return {
             "anchor": self.anchor_source, "discriminator_blocks": self.d_blocks,
             "d_loss_first": d[0] if d else None, "d_loss_last": d[-1] if d else None,
             "d_loss_curve": [round(x, 6) for x in d[:: max(1, len(d) // 50)]],
             "conflicting_tensors_per_step": (self.cpg.total_conflicts / max(1, self.config.steps - self.config.warm_up)
                                               if self.cpg is not None else None),
+            "collapse_guard": self.guard.summary(),
         }
-        return result
 
     # --- data ----------------------------------------------------------------------------
     def _pairs(self) -> tuple[list[str], list[str], dict[str, Any]]:
@@ -282,6 +305,7 @@ class DoCo(ErasureMethod):
         self.d.train()
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=cfg.d_lr, betas=(0.5, 0.999))
         self.d_losses: list[float] = []
+        self.guard = CollapseGuard(params, cfg.collapse_floor, cfg.collapse_patience, cfg.warm_up)
         self.cpg = None
         if cfg.surgery != "off":
             from .training import accelerator
@@ -301,11 +325,11 @@ class DoCo(ErasureMethod):
         return x0, noise, t, bb.schedule.add_noise(x0, noise, t), self.rows[index]
 
     def _discriminator_step(self, x0_anchor: torch.Tensor, x0_target: torch.Tensor, step: int) -> None:
+        """One D update; first the guards on D's loss (non-finite, or D winning outright: :mod:`erase.gan_guard`)."""
         loss_d = discriminator_loss(self.d, x0_anchor, x0_target)
         value = float(loss_d.detach())
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"the discriminator's loss became {value} at step {step + 1}: the GAN collapsed. "
-                                   "Lower --d-lr or --lr, or lengthen --warm-up")
+        require_finite("the discriminator's loss L_D", value, step, FIX)
+        self.guard.check(value, step, FIX)
         self.d_opt.zero_grad(set_to_none=True)
         loss_d.backward()
         self.d_opt.step()
@@ -313,6 +337,7 @@ class DoCo(ErasureMethod):
 
     def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
         cfg, bb = self.config, self.backbone
+        self.step = step  # for adjust_gradients' message
         _, _, t, x_t, rows = self._draw(generator)
         with torch.no_grad(), swapped(self.params, self.originals):
             x0_anchor = bb.schedule.x0_from_output(x_t, bb.predict(x_t, t, self.anchor_conds[rows]), t)
@@ -330,6 +355,8 @@ class DoCo(ErasureMethod):
         self._discriminator_step(x0_anchor, x0_target, step)
         loss_u = generator_loss(self.d, x0_target)
         loss_r = F.mse_loss(out_prior.float(), bb.schedule.target(p0, p_noise, p_t).float())
+        require_finite("the instance loss L_u (D's verdict on the target's outputs)", loss_u, step, FIX)
+        require_finite("the prior loss L_r (denoising on the anchor images)", loss_r, step, FIX)
         if self.cpg is None:
             return loss_u + 0.1 * cfg.prior_loss_weight * loss_r
         self.cpg.store_retain(loss_r, retain_graph=True)
@@ -337,9 +364,12 @@ class DoCo(ErasureMethod):
 
     def adjust_gradients(self) -> None:
         """Clip, then (with surgery) correct g_u against the stored g_r; nothing during the warm-up."""
-        if not any(p.grad is not None for p in self.params.values()):
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        if not grads:
             return
         if self.cpg is None:
-            clip_global_norm_([p.grad for p in self.params.values() if p.grad is not None], self.config.max_grad_norm)
+            clip_global_norm_(grads, self.config.max_grad_norm)
         else:
             self.cpg.correct()
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        require_finite(f"the {'corrected ' if self.cpg is not None else ''}UNet gradient", norm, self.step, FIX)

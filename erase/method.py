@@ -29,7 +29,7 @@ import torch
 from pipelines import ErasureResult, backbone_for, new_record, select_parameters
 from pipelines.backbone import Backbone
 from pipelines.cost import PeakMemory, Stopwatch
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, TrainingDiverged
 from pipelines.fingerprint import tensors_sha256
 from pipelines.params import count
 
@@ -127,18 +127,24 @@ class ErasureMethod(ABC):
                 checkpointer = None
                 if run.work_dir is not None:
                     checkpointer = Checkpointer(run.work_dir, self._fingerprint(base_fingerprint, run), run.checkpoint_every)
-                stats = train(
-                    params,
-                    self.optimizer(params),
-                    self.loss,
-                    steps=self.config.steps,
-                    seed=self.config.seed,
-                    mixed_precision=run.mixed_precision,
-                    checkpointer=checkpointer,
-                    grad_hook=self.adjust_gradients,
-                    progress=run.progress,
-                    desc=f"{self.name} {', '.join(self.config.concepts)}",
-                )
+                try:
+                    stats = train(
+                        params,
+                        self.optimizer(params),
+                        self.loss,
+                        steps=self.config.steps,
+                        seed=self.config.seed,
+                        mixed_precision=run.mixed_precision,
+                        checkpointer=checkpointer,
+                        grad_hook=self.adjust_gradients,
+                        progress=run.progress,
+                        desc=f"{self.name} {', '.join(self.config.concepts)}",
+                    )
+                except TrainingDiverged as e:  # the last good tensors as a partial result, marked as such
+                    record = self._record(pipe, run, base_fingerprint, backbone, cost={})
+                    record["diverged"] = {"message": str(e), "last_good_step": e.last_good_step, "steps": self.config.steps}
+                    e.result = ErasureResult(tensors=e.last_good, record=record, base_pipe=pipe)
+                    raise
                 tensors = {n: p.detach().cpu().clone() for n, p in params.items()}
             finally:
                 with torch.no_grad():
@@ -153,6 +159,11 @@ class ErasureMethod(ABC):
             "peak_gpu_mb": round(memory.peak_gpu_mb, 1),
             "artifact_mb": round(sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20, 3),
         }
+        record = self._record(pipe, run, base_fingerprint, backbone, cost)
+        record["train"] = stats.summary()
+        return ErasureResult(tensors=tensors, record=record, base_pipe=pipe)
+
+    def _record(self, pipe: Any, run: RunOptions, base_fingerprint: str, backbone: Backbone, cost: dict[str, Any]) -> dict[str, Any]:
         record = new_record(
             method=self.name,
             config=self.config.to_dict(),
@@ -163,8 +174,7 @@ class ErasureMethod(ABC):
             cost=cost,
         )
         record["run"] = {"mixed_precision": run.mixed_precision, "device": str(backbone.device), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        record["train"] = stats.summary()
-        return ErasureResult(tensors=tensors, record=record, base_pipe=pipe)
+        return record
 
     def _fingerprint(self, base_fingerprint: str, run: RunOptions) -> str:
         payload = json.dumps([self.name, self.config.to_dict(), base_fingerprint, run.mixed_precision], sort_keys=True, default=str)

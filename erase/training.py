@@ -2,7 +2,9 @@
 
 It owns what methods should not re-implement: the optimiser step, mixed precision and
 multi-process gradient averaging (through ``accelerate``), a NaN/inf guard, checkpoints that a
-killed run resumes from, and progress. A method supplies ``loss_fn(step, generator)``; all of a
+killed run resumes from, and progress. A run stopped by a guard (the loop's NaN/inf check, or a
+method raising :class:`~pipelines.errors.TrainingDiverged` from its loss or gradient hook) keeps
+its last good state: :func:`keep_last_good`. A method supplies ``loss_fn(step, generator)``; all of a
 step's randomness must come from that generator, which is seeded from ``(seed, step, rank)``,
 so a resumed run continues exactly as an uninterrupted one would.
 
@@ -139,6 +141,24 @@ def _grads_finite(params: Mapping[str, torch.nn.Parameter]) -> bool:
     return all(p.grad is None or torch.isfinite(p.grad).all() for p in params.values())
 
 
+def keep_last_good(e: TrainingDiverged, step: int, params: Mapping[str, torch.nn.Parameter], optimizer,
+                   losses: list[float], checkpointer: Checkpointer | None) -> None:
+    """Fill in ``e``'s last good state and, with a checkpointer, save it; the message says where.
+
+    Every guard runs before the optimiser step, so the trained tensors are still those of the
+    last good step (``step`` steps done): they go with the error, unless a method kept an
+    earlier copy (``e.last_good``). With a checkpointer, the same state (tensors and optimiser)
+    is saved as the run's resumable checkpoint; a method's earlier copy has no optimiser state
+    to go with it, so it travels with the error alone (``erase run`` writes it beside ``--out``).
+    """
+    if e.last_good is None:
+        e.last_good_step = step
+        e.last_good = {n: p.detach().cpu().clone() for n, p in params.items()}
+    if checkpointer is not None and e.last_good_step == step:
+        checkpointer.save(step, params, optimizer, losses)
+        e.args = (f"{e.args[0]} The last good state (after step {step}, before the bad update) is kept in {checkpointer.folder}.",)
+
+
 def train(
     params: Mapping[str, torch.nn.Parameter],
     optimizer: torch.optim.Optimizer,
@@ -167,25 +187,25 @@ def train(
     t0 = time.perf_counter()
     for step in bar:
         generator = step_generator(seed, step, acc.process_index)
-        with acc.autocast():
-            loss = loss_fn(step, generator)
-        acc.backward(loss)
-        if acc.num_processes > 1:
-            for p in params.values():
-                if p.grad is not None:
-                    p.grad = acc.reduce(p.grad, reduction="mean")
-        if grad_hook is not None:
-            grad_hook()
-        value = float(loss.detach())
-        if not math.isfinite(value) or not _grads_finite(params):
-            where = ""
-            if checkpointer is not None and acc.is_main_process:
-                checkpointer.save(step, params, optimizer, stats.losses)
-                where = f"; the last good state (after step {step}) is kept in {checkpointer.folder}"
-            raise TrainingDiverged(
-                f"the loss or its gradient became {value if not math.isfinite(value) else 'non-finite'} at step "
-                f"{step + 1}{where}. Lower the learning rate (--lr) or use fp32 (--mixed-precision no)"
-            )
+        try:
+            with acc.autocast():
+                loss = loss_fn(step, generator)
+            acc.backward(loss)
+            if acc.num_processes > 1:
+                for p in params.values():
+                    if p.grad is not None:
+                        p.grad = acc.reduce(p.grad, reduction="mean")
+            if grad_hook is not None:
+                grad_hook()
+            value = float(loss.detach())
+            if not math.isfinite(value) or not _grads_finite(params):
+                raise TrainingDiverged(
+                    f"the loss or its gradient became {value if not math.isfinite(value) else 'non-finite'} at step "
+                    f"{step + 1}. Lower the learning rate (--lr) or use fp32 (--mixed-precision no)"
+                )
+        except TrainingDiverged as e:  # the loop's own guard or a method's (loss_fn, grad_hook)
+            keep_last_good(e, step, params, optimizer, stats.losses, checkpointer if acc.is_main_process else None)
+            raise
         if max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(list(params.values()), max_grad_norm)
         optimizer.step()

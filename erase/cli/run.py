@@ -11,7 +11,7 @@ import time
 
 from pipelines import MINI_CANVAS, resolve_device
 from pipelines.atomic import refuse_existing
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, TrainingDiverged
 
 from ..config import build_config, read_config_file
 from .options import add_config_options, explicit_config_values
@@ -58,6 +58,14 @@ def checkpoint_dir(out: str) -> str:
     return os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.checkpoints")
 
 
+def diverged_dir(out: str) -> str:
+    """Where a run stopped by a guard writes its last good state: ``OUT.diverged``, beside ``--out``.
+
+    Never ``--out`` itself, so a diverged run is never mistaken for a finished erasure.
+    """
+    return os.path.abspath(out).rstrip(os.sep) + ".diverged"
+
+
 def run(args: argparse.Namespace) -> int:
     from pipelines import load_pipeline
 
@@ -92,9 +100,17 @@ def run(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.gradient_checkpointing,
         progress=not args.quiet,
     )
-    result = method.fit(pipe, run_options)
     from accelerate import PartialState
 
+    try:
+        result = method.fit(pipe, run_options)
+    except TrainingDiverged as e:
+        if e.result is not None and PartialState().is_main_process:
+            where = diverged_dir(args.out)
+            e.result.save(where, overwrite=True, pipeline=False)
+            e.args = ((f"{e.args[0]} The trained tensors of the last good state (after step {e.last_good_step}) are written "
+                       f"as {where}: a partial artifact, not a finished erasure (erase eval --model {where} judges it)."),)
+        raise
     if not PartialState().is_main_process:
         return 0
     result.record["cost"]["wall_seconds"] = round(time.perf_counter() - started, 3)

@@ -124,6 +124,7 @@ def test_anchor_prompt_file_on_a_real_model(tiny_pipe, tmp_path):
         ({"anchor_prompts": "/nonexistent.txt", "concept_type": "style"}, "does not exist"),
         ({"anchor": " "}, "--anchor is empty"),
         ({"d_blocks": 9}, "--d-blocks"),
+        ({"collapse_patience": 0}, "--collapse-patience at least 1"),
     ],
 )
 def test_bad_configs_are_refused_before_any_work(tmp_path, bad, message):
