@@ -132,7 +132,7 @@ def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[st
     folder = cell.folder(root)
     previous = read_record(cell, root)
     if previous is not None and previous.get("key") != cell.key:
-        logger.info("%s / %s: configuration changed since the last run, redoing the cell", cell.method, cell.target)
+        logger.info("%s / %s: configuration changed since the last run, redoing the cell", cell.label, cell.target)
         shutil.rmtree(folder)
     os.makedirs(folder, exist_ok=True)
     started = time.perf_counter()
@@ -152,7 +152,8 @@ def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[st
         "schema": 1,
         "status": "done",
         "key": cell.key,
-        "method": cell.method,
+        "method": cell.label,
+        **({"variant_of": cell.method} if cell.variant is not None else {}),
         "method_version": cell.method_version,
         "target": cell.target,
         "kind": cell.kind,

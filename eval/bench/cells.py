@@ -1,6 +1,7 @@
 """The bench's cells: one (method, target) pair each, in its own folder with its own record.
 
-A cell is done when ``DIR/cells/<method>/<target>/cell.json`` exists with status ``done`` and
+A cell is done when ``DIR/cells/<method>/<target>/cell.json`` (``<variant>`` for a named variant
+of a method, :mod:`eval.bench.variants`) exists with status ``done`` and
 the same *key* as the cell now planned. The key is a hash of everything that decides the
 cell's result (method name and version, its full config, the base model, the eval settings), so
 a finished cell is never redone unless asked, and a cell whose method version or config changed
@@ -33,15 +34,22 @@ class Cell:
     model: str
     eval_settings: dict[str, Any] = field(default_factory=dict)
     attack: dict[str, Any] | None = None  # `erase attack` settings ({"attack": name, flag: value}); None: not attacked
+    variant: str | None = None  # a named variant of `method` (eval.bench.variants); None: the method itself
+
+    @property
+    def label(self) -> str:
+        """What the folder and the leaderboard call the cell's method: the variant's name, or the method's."""
+        return self.variant or self.method
 
     @property
     def key(self) -> str:
         # The last slot once held an `attack: bool` that was always False; it stays, so that the
         # records of benches run before the attack column keep their keys and are not redone.
-        payload = json.dumps(
-            [BENCH_SCHEMA, self.method, self.method_version, self.target, self.config, self.model, self.eval_settings, False],
-            sort_keys=True, default=str,
-        )
+        # A variant's name is appended; a plain method's payload is exactly what it always was.
+        parts = [BENCH_SCHEMA, self.method, self.method_version, self.target, self.config, self.model, self.eval_settings, False]
+        if self.variant is not None:
+            parts.append({"variant": self.variant})
+        payload = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     @property
@@ -52,7 +60,7 @@ class Cell:
         return hashlib.sha256(json.dumps([self.key, self.attack], sort_keys=True, default=str).encode()).hexdigest()
 
     def folder(self, root: str) -> str:
-        return os.path.join(root, "cells", self.method, self.target.replace(" ", "_"))
+        return os.path.join(root, "cells", self.label, self.target.replace(" ", "_"))
 
 
 def read_record(cell: Cell, root: str) -> dict[str, Any] | None:

@@ -6,6 +6,8 @@
     erase bench --methods esd --attack --out runs/bench-esd   # + UnlearnDiffAtk on the attack subset
     accelerate launch --multi_gpu --num_processes 2 -m erase bench --out runs/bench   # cells split over 2 processes
     erase bench --timing-only --out runs/cost         # seconds/iteration, projected s/concept, memory at SD 1.5 scale
+    erase bench --methods doco --targets stripes,star --out runs/ablation \
+        --variant doco-off=doco:surgery=off --variant doco-pcgrad=doco:surgery=pcgrad   # one method, three rows
 
 The bench is resumable: run the same command again and finished cells are skipped; a cell
 whose method version or configuration changed is redone (``--rerun`` redoes everything).
@@ -14,7 +16,9 @@ is in ``--attack-targets`` (one attacked cell costs far more than the rest), wit
 budget (``--attack-prompts``, ``--attack-stages``, ``--attack-iterations``, ``--attack-option``);
 a changed attack budget redoes the attacks only. Writes ``OUT/leaderboard.md``,
 ``OUT/leaderboard.json`` and the plots (``OUT/retain_vs_forget.png``, ``OUT/asr.png``) beside
-``OUT/cells/``; ``python -m eval.bench.readme`` puts them into the README.
+``OUT/cells/``; ``python -m eval.bench.readme`` puts them into the README. ``--variant
+NAME=METHOD:KEY=VALUE,...`` benches a method under other options as its own row and folders
+(:mod:`eval.bench.variants`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pipelines import MINI_CANVAS
 from pipelines.errors import ConfigError
 
 from .cells import Cell, is_done, read_record, with_drift
+from .variants import parse_variants
 
 logger = logging.getLogger("erase")
 
@@ -49,6 +54,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", default=None, help="eval seeds: a count or a list (default: erase eval's)")
     p.add_argument("--model", default=MINI_CANVAS, help="base model (default: mini-canvas)")
     p.add_argument("--method-config", action="append", default=[], metavar="METHOD=FILE", help="YAML/JSON options for one method")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=METHOD[:KEY=VALUE,...]",
+                   help="also bench METHOD with these options as its own row NAME, e.g. doco-off=doco:surgery=off")
     p.add_argument("--rerun", action="store_true", help="redo finished cells too")
     a = p.add_argument_group("the attack column (erase attack unlearndiffatk, on a subset of targets)")
     a.add_argument("--attack", action="store_true", help="attack the erased model of every cell on --attack-targets")
@@ -159,14 +166,16 @@ def plan_cells(args) -> list[Cell]:
     eval_settings = {} if seeds is None else {"seeds": seeds}
     attack = attack_settings(args)
     attacked = {spec.canonical(name) for name in args.attack_targets.split(",") if name.strip()} if attack else set()
+    rows = [(name, None) for name in _methods(args.methods)] + [(v.method, v) for v in parse_variants(args.variant)]
     cells = []
-    for name in _methods(args.methods):
+    for name, variant in rows:
         method = get_method(name)
+        values = files.get(name) if variant is None else {**(files.get(name) or {}), **variant.overrides}
         for target in _targets(args.targets, args.quick, spec):
-            config = build_config(method.config_class, files.get(name), concepts=[target])
+            config = build_config(method.config_class, values, concepts=[target])
             cells.append(Cell(method=name, target=target, kind=spec.kind(target), config=config.to_dict(),
                               method_version=method.version, model=args.model, eval_settings=eval_settings,
-                              attack=attack if target in attacked else None))
+                              attack=attack if target in attacked else None, variant=variant and variant.name))
     if attack and not any(c.attack for c in cells):
         logger.warning("--attack: none of the planned targets is in --attack-targets (%s); nothing is attacked",
                        args.attack_targets)
@@ -196,7 +205,7 @@ def run(args) -> int:
     if mine:
         pipe = load_pipeline(args.model)
         for i, cell in enumerate(mine, 1):
-            logger.info("cell %d/%d: %s erases %s%s", i, len(mine), cell.method, cell.target, " (+ attack)" if cell.attack else "")
+            logger.info("cell %d/%d: %s erases %s%s", i, len(mine), cell.label, cell.target, " (+ attack)" if cell.attack else "")
             run_cell(cell, args.out, pipe, progress=not args.quiet)
     # No barrier here: cells take hours and a collective would time out. Each process writes the
     # outputs from the records on disk when it finishes, under a file lock, so the last one to
