@@ -107,7 +107,7 @@ class DoCoConfig(MethodConfig):
     generation_steps: int = option(20, "DDIM steps drawing the anchor images (official 50)")
     generation_guidance: float = option(5.0, "CFG scale drawing the anchor images (official 6)")
     hflip: bool = option(True, "also use every anchor image mirrored (official augmentation)")
-    collapse_floor: float = option(0.1, "collapse guard: stop when the discriminator's loss stays below this for --collapse-patience UNet steps in a row (it wins outright; healthy mini-canvas runs stay near 2 ln 2 = 1.39); 0: off")
+    collapse_floor: float = option(0.7, "collapse guard: stop when the discriminator's loss (smoothed over ~10 steps) stays below this for --collapse-patience UNet steps in a row (it wins outright; healthy mini-canvas runs stay near 2 ln 2 = 1.39); 0: off")
     collapse_patience: int = option(20, "collapse guard: UNet steps in a row below --collapse-floor that stop the run")
 
     def validate(self) -> None:
