@@ -164,7 +164,7 @@ def test_cli_run_writes_a_text_encoder_only_artifact(tiny_folder, tmp_path, caps
 
     assert main(["run", "advunlearn", "--model", tiny_folder, "--concept", "stripes", "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["components"] == ["text_encoder"] and plan["attacks"] == 80 and plan["retain_prompts"] == 90
+    assert plan["components"] == ["text_encoder"] and plan["attacks"] == 100 and plan["retain_prompts"] == 90
     out = str(tmp_path / "no-stripes")
     assert main(["-q", "run", "advunlearn", "--model", tiny_folder, "--concept", "stripes", "--steps", "3", "--warmup", "1",
                  "--ddim-steps", "3", "--attack-steps", "2", "--lr", "1e-2", "--out", out]) == 0

@@ -21,5 +21,5 @@ THRESHOLDS = {"ua": 85.0, "ira": 70.0, "cra": 80.0}
 
 def test_advunlearn_erases_stripes_from_mini_canvas(tmp_path):
     record, metrics = run_and_evaluate(tmp_path, "advunlearn", "stripes")
-    assert record["attack"]["count"] == 80 and set(record["config"]) >= {"attack_steps", "retain_weight"}
+    assert record["attack"]["count"] == 100 and set(record["config"]) >= {"attack_steps", "retain_weight"}
     assert_floors(metrics, THRESHOLDS)
