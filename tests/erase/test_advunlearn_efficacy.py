@@ -1,11 +1,12 @@
 """AdvUnlearn on the shipped mini-canvas model, judged by the mini-canvas judge (`erase eval`).
 
-Default config (100 iterations, 20 warm-up, 5 attacker steps reusing each iteration's x_t,
-te-full, lr 1e-3, 2 retain prompts), stripes; `erase eval` on seed 0 (10 prompts per class).
-Measured (seed 0, 2-core CPU shared with other jobs, 2026-11-26, one run, OMP_NUM_THREADS=1):
-UA 100.0, IRA 83.3, CRA 100.0 (the base model's own IRA on styles is about 88); training took
-140 s (`cost.train_seconds`), `erase eval` about 5 minutes of wall time on the loaded machine.
-With OMP_NUM_THREADS=2 on the loaded machine the run thrashed (46 s for one iteration): keep one
+Default config (120 iterations, 20 warm-up, 5 attacker steps reusing each iteration's x_t,
+te-full, lr 1e-3, eta 1.5, gamma 1 over 4 retain prompts), stripes; `erase eval` on seed 0
+(10 prompts per class). Measured (seed 0, 2-core CPU shared with other jobs, 2026-11-26, one
+run, OMP_NUM_THREADS=1): UA 100.0, IRA 70.0, CRA 91.0 (the base model's own IRA on styles is
+about 88; the earlier defaults, gamma 0.3 over 2 prompts, eta 1, 100 iterations, gave 100.0 /
+83.3 / 100.0 on stripes but CRA 61 on gradient and heart, see the sweep in AdvUnlearnConfig).
+With OMP_NUM_THREADS=2 on a loaded machine the run thrashed (46 s for one iteration): keep one
 thread when the cores are shared. Every-target numbers are benchmark commands, not this test.
 """
 
@@ -15,8 +16,8 @@ from tests.erase.efficacy import assert_floors, run_and_evaluate
 
 pytestmark = pytest.mark.slow
 
-# measured 100.0 / 83.3 / 100.0 (module docstring); floors leave room for seed and platform noise
-THRESHOLDS = {"ua": 85.0, "ira": 70.0, "cra": 80.0}
+# measured 100.0 / 70.0 / 91.0 (module docstring); the floors sit about one image per class below
+THRESHOLDS = {"ua": 85.0, "ira": 60.0, "cra": 80.0}
 
 
 def test_advunlearn_erases_stripes_from_mini_canvas(tmp_path):
