@@ -41,8 +41,8 @@ lr=9.6e-5`` (6e-6 scaled by batch 8 x 2 for prior preservation), ``d_lr=5e-4`` (
 ``1e-4`` (object, nudity), ``anchor_images=200..1000, generation_steps=50, generation_guidance=6``.
 
 The run never diverges silently (:mod:`erase.gan_guard`): a non-finite L_D, L_u, L_r or (corrected)
-gradient, or a discriminator that wins outright for ``collapse_patience`` UNet steps in a row
-(``collapse_floor``; 0 turns that rule off), stops it with a message that names what went wrong,
+gradient, or a discriminator that wins the game (its smoothed loss below ``collapse_floor`` for
+``collapse_patience`` UNet steps in a row; a floor of 0 turns that rule off), stops it with a message that names what went wrong,
 where and the fix, keeping the last good trained tensors (``erase run`` writes them as
 ``OUT.diverged``, a partial artifact; the checkpoint folder keeps the resumable state of a NaN).
 
