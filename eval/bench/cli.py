@@ -38,9 +38,9 @@ from .variants import parse_variants
 
 logger = logging.getLogger("erase")
 
-#: ``--quick``: one style and one object that every method is expected to erase, so that the
-#: smoke leaderboard of every registered method fits in about 20 minutes on 2 CPU cores split
-#: over two processes (the README's bench section has the cells' measured seconds).
+#: ``--quick``: one style and one object that every method is expected to erase: a smoke
+#: leaderboard of every registered method. Its cells, measured inside loaded bench runs, add up
+#: to about 35 minutes of one core (README, "Running the bench yourself"); not yet timed whole.
 QUICK_TARGETS = ("stripes", "star")
 QUICK_SEEDS = 2
 ATTACK = "unlearndiffatk"
