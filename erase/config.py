@@ -35,10 +35,14 @@ class MethodConfig:
     steps: int = option(200, "training iterations")
     seed: int = option(0, "random seed: same seed, same machine, same weights")
 
+    def needs_concepts(self) -> bool:
+        """Whether a run erases something; a mode that only prepares a model (SFD's stage one) says no."""
+        return True
+
     def validate(self) -> None:
         """Raise :class:`ConfigError` for values no run could use. Subclasses extend this."""
         cleaned = [c.strip() for c in self.concepts if isinstance(c, str)]
-        if not cleaned or any(not c for c in cleaned):
+        if any(not c for c in cleaned) or (self.needs_concepts() and not cleaned):
             raise ConfigError("no concept to erase: pass --concept NAME (non-empty; repeat it for several)")
         self.concepts = cleaned
         if self.steps < 1:

@@ -22,11 +22,19 @@ fixed concept), remain = the other pairs. On your own model: ``--forget-prompts`
 ``--remain-prompts`` files and ``--override-prompts`` (paired line by line) or
 ``--override-concept`` (replaces the concept's name in each forget prompt).
 
+**Two stages**, as the official "SFD-Two-Stage" path. ``stage="distil"`` (stage one) is plain
+SiD: no concept, the forget terms off, every prompt a remain prompt (the world's on mini-canvas,
+``--remain-prompts`` elsewhere); its artifact is a one-step generator that erases nothing. The
+shipped mini-canvas one-step generator (``pipelines/mini_canvas/one_step/``) is exactly that
+artifact, built by ``erase run sfd --stage distil --no-pipeline --out pipelines/mini_canvas/one_step``
+(the README gives the measured cost and quality). ``stage="forget"`` (stage two, the default)
+starts ``G`` from ``generator_init``: by default the shipped generator when the base is the
+shipped mini-canvas model (same UNet fingerprint), otherwise the teacher (then the first
+iterations distil while they forget); ``--generator-init teacher`` forces the teacher.
+
 Faithfulness and deviations:
-  * The official run starts ``G`` from a SiD-LSG distilled checkpoint. ``generator_init`` takes
-    such a generator (an SFD artifact folder or a UNet folder); without it ``G`` starts from the
-    teacher UNet, and the first iterations distil while they forget. Stage one of the official
-    two-stage path is this method with ``sg_forget = g_forget = 0``.
+  * The official run starts ``G`` from a SiD-LSG distilled checkpoint; ``generator_init`` takes
+    such a generator (an SFD artifact folder or a UNet folder).
   * Fake-score loss for v-prediction models is taken on the eps implied by the output (the
     official v branch uses SNR/(SNR+1) weights).
   * Gradient-value clipping (``clip_value``) is applied to both networks; non-finite gradient
@@ -38,6 +46,7 @@ Faithfulness and deviations:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import re
@@ -45,13 +54,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from safetensors.torch import load_file
 
 from pipelines import ErasureResult
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError
-from pipelines.noise import guided
+from pipelines.fingerprint import tensors_sha256
 from pipelines.one_step import one_step_generate, sampling_block
 from pipelines.params import select_parameters
+from pipelines.shipped import mini_canvas_dir, shipped_one_step_dir
 
 from .config import MethodConfig, option
 from .data import next_class, read_prompts
@@ -63,6 +74,11 @@ from .sid import drop_prompts, fake_score_loss, sid_generator_loss
 logger = logging.getLogger(__name__)
 
 NEXT_CLASS = "next-class"
+#: ``--generator-init`` value that starts G from the teacher even where a distilled generator exists.
+TEACHER = "teacher"
+#: Stage one's defaults (tuned on mini-canvas, README "SFD stage one"), applied by ``stage="distil"``
+#: to every field still at its stage-two default; the forget terms are always off in stage one.
+DISTIL = {"steps": 4000, "lr": 1e-4, "lr_fake": 1e-4}
 
 
 @dataclass
@@ -72,6 +88,9 @@ class SFDConfig(MethodConfig):
     t_min=20, t_max=980``, all four coefficients 1, about 12.5k iterations (100 kimg), starting
     from the SiD-LSG generator ``batch512_cfg4.54.54.5_t625`` (``--generator-init``)."""
 
+    stage: Literal["forget", "distil"] = option("forget", "forget: stage two, erase --concept while distilling; distil: stage one, "
+                                                "plain SiD into a one-step generator (no concept; its own defaults: "
+                                                + ", ".join(f"{k} {v}" for k, v in DISTIL.items()) + ")")
     steps: int = option(200, "iterations, each one fake-score step then one generator step (official: 12.5k at batch 8)")
     lr: float = option(1e-5, "generator Adam learning rate (official SD 1e-6; CIFAR 1e-5)")
     lr_fake: float = option(1e-5, "fake-score Adam learning rate (official SD 3e-6; CIFAR 1e-5)")
@@ -97,9 +116,16 @@ class SFDConfig(MethodConfig):
     override_prompts: str | None = option(None, "text file of safe prompts; line i overrides forget line i (or all pairs if lengths differ)")
     override_concept: str | None = option(None, "own model: build override prompts by replacing the concept in each forget prompt with this")
     negative_prompt: str | None = option(None, "uncond branch of every CFG (official nudity: the NSFW keyword list); default the empty prompt")
-    generator_init: str | None = option(None, "start G from this distilled generator: an SFD artifact folder or a diffusers UNet folder")
+    generator_init: str | None = option(None, "start G from this distilled generator (an SFD artifact folder or a diffusers UNet "
+                                        "folder), or 'teacher'; default: the shipped one-step generator on the shipped "
+                                        "mini-canvas base, else the teacher")
+
+    def needs_concepts(self) -> bool:
+        return self.stage == "forget"
 
     def validate(self) -> None:
+        if self.stage == "distil":
+            self._validate_distil()
         super().validate()
         for flag, value in (("--lr", self.lr), ("--lr-fake", self.lr_fake)):
             if value <= 0:
@@ -118,14 +144,33 @@ class SFDConfig(MethodConfig):
                            ("--override-prompts", self.override_prompts)):
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(f"{flag} {path!r} does not exist; pass a text file with one prompt per line")
-        if bool(self.forget_prompts) != bool(self.remain_prompts):
+        if self.stage == "forget" and bool(self.forget_prompts) != bool(self.remain_prompts):
             raise ConfigError("pass both --forget-prompts and --remain-prompts (without either, the mini-canvas world provides them)")
         if self.forget_prompts and not (self.override_prompts or self.override_concept):
             raise ConfigError("own prompts need an override: pass --override-prompts FILE or --override-concept 'a safe concept'")
         if self.override_prompts and self.override_concept:
             raise ConfigError("--override-prompts and --override-concept both given; choose one")
-        if self.generator_init is not None and not os.path.isdir(self.generator_init):
+        if self.generator_init not in (None, TEACHER) and not os.path.isdir(self.generator_init):
             raise ConfigError(f"--generator-init {self.generator_init!r} is not a folder; pass an SFD artifact or a UNet folder")
+
+
+    def _validate_distil(self) -> None:
+        """Stage one erases nothing: refuse what only stage two uses, then apply :data:`DISTIL`."""
+        if self.concepts:
+            raise ConfigError("--stage distil erases nothing: drop --concept (then erase with --stage forget, "
+                              "which starts from the distilled generator via --generator-init)")
+        if self.forget_prompts or self.override_prompts or self.override_concept:
+            raise ConfigError("--stage distil has no forget or override prompts: pass only --remain-prompts")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in ("sg_forget", "g_forget"):
+            if getattr(self, name) not in (defaults[name], 0.0):  # 0: already applied (validate may run twice)
+                raise ConfigError(f"--stage distil has no forget terms: drop --{name.replace('_', '-')}")
+            setattr(self, name, 0.0)
+        for name, value in DISTIL.items():
+            if getattr(self, name) == defaults[name]:
+                setattr(self, name, value)
+        if self.generator_init == TEACHER:
+            self.generator_init = None
 
 
 def _replace_concept(prompt: str, concepts: list[str], replacement: str) -> str:
@@ -170,6 +215,8 @@ class SFD(ErasureMethod):
     def _prompts(self) -> tuple[list[str], list[str], list[str]]:
         """``(remain, forget, override)``; override[i] is the safe version of forget[i]."""
         cfg = self.config
+        if cfg.stage == "distil":
+            return (read_prompts(cfg.remain_prompts, "--remain-prompts") if cfg.remain_prompts else self._world_prompts()), [], []
         if cfg.forget_prompts:
             forget = read_prompts(cfg.forget_prompts, "--forget-prompts")
             remain = read_prompts(cfg.remain_prompts, "--remain-prompts")
@@ -181,6 +228,16 @@ class SFD(ErasureMethod):
                     forget, override = [f for f in forget for _ in override], [o for _ in forget for o in override]
             return remain, forget, override
         return self._canvas_prompts()
+
+    def _world_prompts(self) -> list[str]:
+        """Every object x style prompt of mini-canvas: stage one's remain set on the shipped base."""
+        if not self.on_shipped_base:
+            raise ConfigError("--stage distil on your own model needs --remain-prompts FILE (prompts like the ones it "
+                              "should generate; never COCO captions, the evaluation set)")
+        from eval.canvas import mini_canvas
+
+        spec = mini_canvas()
+        return [spec.prompt(o, s) for o in spec.objects for s in spec.styles]
 
     def _canvas_prompts(self) -> tuple[list[str], list[str], list[str]]:
         from eval.canvas import mini_canvas
@@ -212,14 +269,14 @@ class SFD(ErasureMethod):
     def prepare(self, backbone, params, originals) -> None:
         cfg = self.config
         self.backbone, self.params = backbone, params
-        if cfg.generator_init:
-            self._load_generator(backbone, params)
+        self.on_shipped_base = _is_shipped_unet(originals)
+        self.sources = {"generator_init": self._init_generator(params)}
         remain, forget, override = self._prompts()
-        self.sources = {"remain": len(remain), "forget": len(forget), "override_examples": list(zip(forget, override))[:3]}
+        self.sources.update(remain=len(remain), forget=len(forget), override_examples=list(zip(forget, override))[:3])
         with torch.no_grad():
             self.remain = backbone.encode(remain)  # (R, L, D); the text encoder is frozen
-            self.forget = backbone.encode(forget)  # (F, L, D)
-            self.override = backbone.encode(override)  # (F, L, D), row i overrides forget row i
+            self.forget = backbone.encode(forget) if forget else self.remain[:0]  # (F, L, D); none in stage one
+            self.override = backbone.encode(override) if override else self.remain[:0]  # (F, L, D), row i overrides forget row i
             self.uncond = backbone.encode([cfg.negative_prompt or ""])  # (1, L, D)
         # The teacher keeps the *base* weights (originals), even when G starts from a distilled generator.
         teacher = copy.deepcopy(backbone.unet).requires_grad_(False).eval()
@@ -231,8 +288,20 @@ class SFD(ErasureMethod):
         self.fake_params = list(fake.parameters())
         self.fake_optimizer = torch.optim.Adam(self.fake_params, lr=cfg.lr_fake, betas=(cfg.adam_beta1, 0.999))
 
-    def _load_generator(self, backbone: Backbone, params: dict[str, torch.nn.Parameter]) -> None:
-        folder = self.config.generator_init
+    def _init_generator(self, params: dict[str, torch.nn.Parameter]) -> str:
+        """Load G's starting weights (see the module docstring); return where they came from."""
+        cfg = self.config
+        folder = cfg.generator_init
+        if folder is None and cfg.stage == "forget" and self.on_shipped_base and os.path.isdir(shipped_one_step_dir()):
+            folder = shipped_one_step_dir()
+        if folder in (None, TEACHER):
+            if cfg.stage == "forget":
+                logger.info("sfd: G starts from the teacher (no distilled generator for this base); it distils while it forgets")
+            return TEACHER
+        self._load_generator(folder, params)
+        return "shipped mini-canvas one-step generator" if folder == shipped_one_step_dir() else folder
+
+    def _load_generator(self, folder: str, params: dict[str, torch.nn.Parameter]) -> None:
         if os.path.exists(os.path.join(folder, "erasure.json")):
             tensors = ErasureResult.load(folder).tensors
         else:
@@ -242,7 +311,7 @@ class SFD(ErasureMethod):
             tensors = {f"unet.{n}": t for n, t in unet.state_dict().items()}
         missing = [n for n in params if n not in tensors]
         if missing:
-            raise ConfigError(f"--generator-init {folder!r} lacks {len(missing)} UNet tensors (e.g. {missing[0]}); "
+            raise ConfigError(f"generator {folder!r} lacks {len(missing)} UNet tensors (e.g. {missing[0]}); "
                               "pass a generator distilled from this base model")
         with torch.no_grad():
             for n, p in params.items():
@@ -273,6 +342,8 @@ class SFD(ErasureMethod):
         total = torch.zeros((), device=bb.device)
         for weight, conds, fake_conds in ((cfg.sg_remain, self.remain, self.remain),
                                           (cfg.sg_forget, self.forget, self.override if cfg.fake_override else self.forget)):
+            if conds.shape[0] == 0:  # stage one has no forget prompts
+                continue
             idx = self._draw(conds, generator)
             z = bb.noise(len(idx), generator)
             if weight == 0:
@@ -302,6 +373,8 @@ class SFD(ErasureMethod):
             (cfg.g_remain, self.remain, self.remain, self.remain),
             (cfg.g_forget, self.forget, self.override if cfg.fake_override else self.forget, self.override),
         ):
+            if conds.shape[0] == 0:  # stage one has no forget prompts
+                continue
             idx = self._draw(conds, generator)
             z = bb.noise(len(idx), generator)
             if weight == 0:
@@ -325,6 +398,15 @@ class SFD(ErasureMethod):
 
     def adjust_gradients(self) -> None:
         _clean_gradients(list(self.params.values()), self.config.clip_value)
+
+
+def _is_shipped_unet(originals: dict[str, torch.Tensor]) -> bool:
+    """Whether the trained UNet starts as the shipped mini-canvas UNet (same weights, same fingerprint)."""
+    path = os.path.join(mini_canvas_dir(), "pipeline", "unet", "diffusion_pytorch_model.safetensors")
+    if not os.path.isfile(path) or not all(n.startswith("unet.") for n in originals):
+        return False
+    shipped = {f"unet.{n}": t for n, t in load_file(path).items()}
+    return shipped.keys() == originals.keys() and tensors_sha256(shipped) == tensors_sha256(originals)
 
 
 def _clean_gradients(params: list[torch.nn.Parameter], clip_value: float) -> None:

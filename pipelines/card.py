@@ -12,7 +12,7 @@ def model_card(result: Any) -> str:
     concepts = ", ".join(f"`{c}`" for c in record["concepts"])
     cost = record.get("cost", {})
     lines = [
-        f"# {record['method']}: {concepts} erased",
+        f"# {record['method']}: {concepts} erased" if concepts else f"# {record['method']}: no concept erased (a model prepared for erasure)",
         "",
         f"Base model: `{record['base']['model']}` (SHA-256 of the changed base tensors: "
         f"`{record['base']['fingerprint'][:16]}…`). Method: `{record['method']}`, seed {record['seed']}.",

@@ -20,6 +20,11 @@ def mini_canvas_dir() -> str:
     return _MINI_CANVAS_DIR
 
 
+def shipped_one_step_dir() -> str:
+    """The shipped one-step generator distilled from the mini-canvas model (SFD stage one's artifact)."""
+    return os.path.join(_MINI_CANVAS_DIR, "one_step")
+
+
 def mini_canvas_file(name: str) -> str:
     """Path of one shipped mini-canvas file or folder; a clear error if it is missing."""
     path = os.path.join(_MINI_CANVAS_DIR, name)
