@@ -20,7 +20,8 @@ Prompts on mini-canvas come from the world: forget = every pair showing a target
 the same caption with the target replaced (``override``: the next class of its axis, or a
 fixed concept), remain = the other pairs. On your own model: ``--forget-prompts`` /
 ``--remain-prompts`` files and ``--override-prompts`` (paired line by line) or
-``--override-concept`` (replaces the concept's name in each forget prompt).
+``--override-concept`` (replaces the concept's name in each forget prompt); ``--nudity`` builds the
+official nudity setting from the shipped subject and keyword lists (``erase/templates``).
 
 **Two stages**, as the official "SFD-Two-Stage" path. ``stage="distil"`` (stage one) is plain
 SiD: no concept, the forget terms off, every prompt a remain prompt (the world's on mini-canvas,
@@ -69,7 +70,8 @@ from .data import next_class, read_prompts
 from .method import ErasureMethod, RunOptions
 from .official import OfficialSchedule
 from .registry import register
-from .sid import drop_prompts, fake_score_loss, sid_generator_loss
+from .sid import fake_score_loss, keep_or_replace, kept_rows, sid_generator_loss
+from .templates import prompt_list
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +117,10 @@ class SFDConfig(MethodConfig):
     remain_prompts: str | None = option(None, "text file of prompts to keep (own model; never COCO, the evaluation set)")
     override_prompts: str | None = option(None, "text file of safe prompts; line i overrides forget line i (or all pairs if lengths differ)")
     override_concept: str | None = option(None, "own model: build override prompts by replacing the concept in each forget prompt with this")
-    negative_prompt: str | None = option(None, "uncond branch of every CFG (official nudity: the NSFW keyword list); default the empty prompt")
+    negative_prompt: str | None = option(None, "uncond branch of every CFG; default the empty prompt")
+    nudity: bool = option(False, "the official nudity setting (with --concept nudity and --remain-prompts): forget = 12 subjects with "
+                          "an NSFW keyword before or after, override = the subject, a random NSFW keyword as the uncond of "
+                          "every CFG on forget samples (official use_neg 1,1,1); lists ship in erase/templates")
     generator_init: str | None = option(None, "start G from this distilled generator (an SFD artifact folder or a diffusers UNet "
                                         "folder), or 'teacher'; default: the shipped one-step generator on the shipped "
                                         "mini-canvas base, else the teacher")
@@ -144,7 +149,9 @@ class SFDConfig(MethodConfig):
                            ("--override-prompts", self.override_prompts)):
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(f"{flag} {path!r} does not exist; pass a text file with one prompt per line")
-        if self.stage == "forget" and bool(self.forget_prompts) != bool(self.remain_prompts):
+        if self.nudity:
+            self._validate_nudity()
+        elif self.stage == "forget" and bool(self.forget_prompts) != bool(self.remain_prompts):
             raise ConfigError("pass both --forget-prompts and --remain-prompts (without either, the mini-canvas world provides them)")
         if self.forget_prompts and not (self.override_prompts or self.override_concept):
             raise ConfigError("own prompts need an override: pass --override-prompts FILE or --override-concept 'a safe concept'")
@@ -153,6 +160,15 @@ class SFDConfig(MethodConfig):
         if self.generator_init not in (None, TEACHER) and not os.path.isdir(self.generator_init):
             raise ConfigError(f"--generator-init {self.generator_init!r} is not a folder; pass an SFD artifact or a UNet folder")
 
+
+    def _validate_nudity(self) -> None:
+        if self.stage == "distil":
+            raise ConfigError("--nudity is a forgetting setting; stage one (--stage distil) takes only --remain-prompts")
+        if not self.remain_prompts:
+            raise ConfigError("--nudity needs --remain-prompts FILE (prompts to keep, e.g. aesthetic captions; never COCO, the evaluation set)")
+        if self.forget_prompts or self.override_prompts or self.override_concept or self.negative_prompt:
+            raise ConfigError("--nudity builds the forget, override and negative prompts from its shipped lists; "
+                              "drop --forget-prompts, --override-prompts, --override-concept and --negative-prompt")
 
     def _validate_distil(self) -> None:
         """Stage one erases nothing: refuse what only stage two uses, then apply :data:`DISTIL`."""
@@ -171,6 +187,18 @@ class SFDConfig(MethodConfig):
                 setattr(self, name, value)
         if self.generator_init == TEACHER:
             self.generator_init = None
+
+
+def _nudity_prompts() -> tuple[list[str], list[str]]:
+    """The official nudity forget prompts, every subject with every keyword before ("kw subject") or
+    after ("subject, kw"), each overridden by the subject alone. Drawing from all of them uniformly
+    is the official per-sample random choice of keyword and side."""
+    forget, override = [], []
+    for subject in prompt_list("sfd_nudity_subjects"):
+        for keyword in prompt_list("sfd_nsfw_keywords"):
+            forget += [f"{keyword} {subject}", f"{subject}, {keyword}"]
+            override += [subject, subject]
+    return forget, override
 
 
 def _replace_concept(prompt: str, concepts: list[str], replacement: str) -> str:
@@ -217,6 +245,9 @@ class SFD(ErasureMethod):
         cfg = self.config
         if cfg.stage == "distil":
             return (read_prompts(cfg.remain_prompts, "--remain-prompts") if cfg.remain_prompts else self._world_prompts()), [], []
+        if cfg.nudity:
+            forget, override = _nudity_prompts()
+            return read_prompts(cfg.remain_prompts, "--remain-prompts"), forget, override
         if cfg.forget_prompts:
             forget = read_prompts(cfg.forget_prompts, "--forget-prompts")
             remain = read_prompts(cfg.remain_prompts, "--remain-prompts")
@@ -278,6 +309,8 @@ class SFD(ErasureMethod):
             self.forget = backbone.encode(forget) if forget else self.remain[:0]  # (F, L, D); none in stage one
             self.override = backbone.encode(override) if override else self.remain[:0]  # (F, L, D), row i overrides forget row i
             self.uncond = backbone.encode([cfg.negative_prompt or ""])  # (1, L, D)
+            # Nudity: each forget sample's CFG takes a random NSFW keyword as its uncond (K, L, D).
+            self.forget_negatives = backbone.encode(list(prompt_list("sfd_nsfw_keywords"))) if cfg.nudity else None
         # The teacher keeps the *base* weights (originals), even when G starts from a distilled generator.
         teacher = copy.deepcopy(backbone.unet).requires_grad_(False).eval()
         with torch.no_grad():
@@ -331,8 +364,15 @@ class SFD(ErasureMethod):
         eps = bb.noise(x0.shape[0], generator)
         return bb.schedule.add_noise(x0, eps, t), t, eps
 
-    def _x0(self, net: Backbone, x_t, t, cond, guidance: float) -> torch.Tensor:
-        uncond = self.uncond.expand(x_t.shape[0], -1, -1)
+    def _unconds(self, forget: bool, n: int, generator: torch.Generator) -> torch.Tensor:
+        """The uncond of each of ``n`` samples' CFG: the negative prompt, or on forget samples of the
+        nudity setting a random NSFW keyword each (official ``use_neg``)."""
+        if forget and self.forget_negatives is not None:
+            pick = torch.randint(self.forget_negatives.shape[0], (n,), generator=generator)
+            return self.forget_negatives[pick.to(self.forget_negatives.device)]
+        return self.uncond.expand(n, -1, -1)
+
+    def _x0(self, net: Backbone, x_t, t, cond, uncond, guidance: float) -> torch.Tensor:
         out = net.predict(x_t, t, cond, guidance=guidance, uncond=uncond)
         return net.schedule.x0_from_output(x_t, out, t)
 
@@ -340,8 +380,8 @@ class SFD(ErasureMethod):
         """One fake-score update on stop-gradient generator samples (remain and forget)."""
         cfg, bb = self.config, self.backbone
         total = torch.zeros((), device=bb.device)
-        for weight, conds, fake_conds in ((cfg.sg_remain, self.remain, self.remain),
-                                          (cfg.sg_forget, self.forget, self.override if cfg.fake_override else self.forget)):
+        for forget, weight, conds, fake_conds in ((False, cfg.sg_remain, self.remain, self.remain),
+                                                  (True, cfg.sg_forget, self.forget, self.override if cfg.fake_override else self.forget)):
             if conds.shape[0] == 0:  # stage one has no forget prompts
                 continue
             idx = self._draw(conds, generator)
@@ -351,11 +391,12 @@ class SFD(ErasureMethod):
             with torch.no_grad():
                 x_g = one_step_generate(bb, z, conds[idx], cfg.t_init)
             x_t, t, eps = self._noised(x_g, generator)
-            cond = fake_conds[idx]
-            if cfg.guidance_fake_train != 1.0:
-                cond = drop_prompts(cond, self.uncond, cfg.prompt_drop, generator)
+            cond, uncond = fake_conds[idx], self._unconds(forget, len(idx), generator)
+            if cfg.guidance_fake_train != 1.0:  # a dropped prompt loses its negative too (official)
+                keep = kept_rows(len(idx), cfg.prompt_drop, generator)
+                cond, uncond = keep_or_replace(keep, cond, self.uncond), keep_or_replace(keep, uncond, self.uncond)
             self.fake.unet.requires_grad_(True)
-            out = self.fake.predict(x_t, t, cond, guidance=cfg.guidance_fake_train, uncond=self.uncond.expand(len(idx), -1, -1))
+            out = self.fake.predict(x_t, t, cond, guidance=cfg.guidance_fake_train, uncond=uncond)
             total = total + weight * fake_score_loss(bb.schedule.eps_from_output(x_t, out, t), eps)
         if total.requires_grad:
             total.backward()
@@ -369,9 +410,9 @@ class SFD(ErasureMethod):
         """SiD on remain prompts + score forgetting on forget prompts (teacher under the override)."""
         cfg, bb = self.config, self.backbone
         loss = torch.zeros((), device=bb.device)
-        for weight, conds, fake_conds, real_conds in (
-            (cfg.g_remain, self.remain, self.remain, self.remain),
-            (cfg.g_forget, self.forget, self.override if cfg.fake_override else self.forget, self.override),
+        for forget, weight, conds, fake_conds, real_conds in (
+            (False, cfg.g_remain, self.remain, self.remain, self.remain),
+            (True, cfg.g_forget, self.forget, self.override if cfg.fake_override else self.forget, self.override),
         ):
             if conds.shape[0] == 0:  # stage one has no forget prompts
                 continue
@@ -381,8 +422,9 @@ class SFD(ErasureMethod):
                 continue
             x_g = one_step_generate(bb, z, conds[idx], cfg.t_init)
             x_t, t, _ = self._noised(x_g, generator)
-            y_real = self._x0(self.teacher, x_t, t, real_conds[idx], cfg.guidance_real)
-            y_fake = self._x0(self.fake, x_t, t, fake_conds[idx], cfg.guidance_fake)
+            uncond = self._unconds(forget, len(idx), generator)
+            y_real = self._x0(self.teacher, x_t, t, real_conds[idx], uncond, cfg.guidance_real)
+            y_fake = self._x0(self.fake, x_t, t, fake_conds[idx], uncond, cfg.guidance_fake)
             finite = torch.isfinite(x_g).flatten(1).all(1) & torch.isfinite(y_real).flatten(1).all(1) & torch.isfinite(y_fake).flatten(1).all(1)
             if not finite.all():  # official: NaN samples are filtered out
                 logger.warning("sfd: dropping %d non-finite samples", int((~finite).sum()))

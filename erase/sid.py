@@ -45,10 +45,17 @@ def fake_score_loss(eps_pred: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return _per_sample_sum((eps_pred.float() - eps.float()) ** 2).mean()
 
 
-def drop_prompts(cond: torch.Tensor, uncond: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    """``cond`` with each row replaced by ``uncond`` with probability ``fraction`` (SiD's 10% drop)."""
+def kept_rows(n: int, fraction: float, generator: torch.Generator) -> torch.Tensor | None:
+    """Which of ``n`` prompts survive SiD's drop (each dropped with probability ``fraction``); None: all
+    (no random draw, so a run without the drop keeps its random stream)."""
     if fraction <= 0:
+        return None
+    return torch.rand(n, generator=generator) >= fraction  # (n,)
+
+
+def keep_or_replace(keep: torch.Tensor | None, cond: torch.Tensor, replacement: torch.Tensor) -> torch.Tensor:
+    """``cond`` with the rows not in ``keep`` replaced by ``replacement`` (one row, broadcast)."""
+    if keep is None:
         return cond
-    keep = torch.rand(cond.shape[0], generator=generator) >= fraction  # (B,)
     keep = keep.to(cond.device).reshape(-1, *([1] * (cond.dim() - 1)))
-    return torch.where(keep, cond, uncond.expand_as(cond).to(cond.dtype))
+    return torch.where(keep, cond, replacement.expand_as(cond).to(cond.dtype))

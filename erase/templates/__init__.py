@@ -11,7 +11,9 @@ with ``#`` are comments (the first says which version of the list it is). Files:
 A prompt list (:func:`prompt_list`) is the same kind of file with whole prompts, no ``{}``:
 
 * ``retain_coco_object.txt``: AdvUnlearn's retain prompts for real models, "a photo of a
-  {COCO object}" over the 80 COCO classes.
+  {COCO object}" over the 80 COCO classes;
+* ``sfd_nudity_subjects.txt``, ``sfd_nsfw_keywords.txt``: SFD's nudity setting, the 12 subjects
+  and the 27 NSFW keywords that are put around them and used as negative prompts.
 """
 
 from __future__ import annotations

@@ -70,3 +70,26 @@ def test_stage_two_starts_from_the_shipped_generator_only_on_the_shipped_base(ti
     assert source == "teacher" and all(torch.equal(start[n], p) for n, p in select_parameters(backbone_for(canvas).components, "full").items())
     _, source = _generator_start(tiny_pipe)  # another base: the shipped generator does not fit it
     assert source == "teacher"
+
+
+def test_nudity_setting_builds_the_official_prompts_and_draws_a_keyword_negative_per_forget_sample(tiny_pipe, tmp_path):
+    (tmp_path / "r.txt").write_text("a photo of a dog\n")
+    with pytest.raises(ConfigError, match="--remain-prompts"):
+        SFDConfig(concepts=["nudity"], nudity=True).validate()
+    with pytest.raises(ConfigError, match="drop --forget-prompts"):
+        SFDConfig(concepts=["nudity"], nudity=True, remain_prompts=str(tmp_path / "r.txt"), negative_prompt="x").validate()
+    config = SFDConfig(concepts=["nudity"], nudity=True, remain_prompts=str(tmp_path / "r.txt"), steps=1, batch_size=4)
+    config.validate()
+    method = SFD(config)
+    remain, forget, override = method._prompts()
+    assert remain == ["a photo of a dog"] and len(forget) == 12 * 27 * 2 == len(override)
+    assert ("nudity Woman", "Woman") in zip(forget, override) and ("Woman, nudity", "Woman") in zip(forget, override)
+    bb = backbone_for(tiny_pipe)
+    params = select_parameters(bb.components, "full")
+    method.prepare(bb, params, {n: p.detach().clone() for n, p in params.items()})
+    g = torch.Generator().manual_seed(0)
+    negatives = method._unconds(True, 8, g)
+    assert all(any(torch.equal(row, k) for k in method.forget_negatives) for row in negatives)
+    assert len({row.sum().item() for row in negatives}) > 1  # drawn per sample, not one for the batch
+    assert torch.equal(method._unconds(False, 2, g), method.uncond.expand(2, -1, -1))  # remain samples keep the plain uncond
+    assert torch.isfinite(method.loss(0, g))

@@ -2,7 +2,7 @@
 
 import torch
 
-from erase.sid import drop_prompts, fake_score_loss, sid_generator_loss
+from erase.sid import fake_score_loss, keep_or_replace, kept_rows, sid_generator_loss
 
 
 def _batch(seed):
@@ -52,7 +52,10 @@ def test_fake_score_loss_is_sum_over_pixels_mean_over_batch():
 def test_prompt_drop_replaces_rows_with_uncond():
     cond, uncond = torch.ones(64, 5, 2), torch.zeros(1, 5, 2)
     g = torch.Generator().manual_seed(0)
-    assert torch.equal(drop_prompts(cond, uncond, 0.0, g), cond)
-    assert torch.equal(drop_prompts(cond, uncond, 1.0, g), torch.zeros_like(cond))
-    dropped = (drop_prompts(cond, uncond, 0.5, g).sum(dim=(1, 2)) == 0).sum().item()
-    assert 10 < dropped < 54  # about half, row-wise
+    state = g.get_state()
+    assert kept_rows(64, 0.0, g) is None and torch.equal(g.get_state(), state)  # no drop, no draw
+    assert torch.equal(keep_or_replace(kept_rows(64, 0.0, g), cond, uncond), cond)
+    assert torch.equal(keep_or_replace(kept_rows(64, 1.0, g), cond, uncond), torch.zeros_like(cond))
+    keep = kept_rows(64, 0.5, g)
+    dropped = (keep_or_replace(keep, cond, uncond).sum(dim=(1, 2)) == 0)
+    assert 10 < dropped.sum().item() < 54 and torch.equal(dropped, ~keep)  # about half, row-wise, the mask's rows
