@@ -217,17 +217,21 @@ class ErasureResult:
                     t.copy_(originals[n])
 
     # --- saving and loading --------------------------------------------------------------
-    def save(self, folder: str, *, overwrite: bool = False, pipeline: bool = True, base: Any = None) -> str:
+    def save(self, folder: str, *, overwrite: bool = False, pipeline: bool = True, base: Any = None, half: bool = False) -> str:
         """Write the artifact folder atomically; ``pipeline=True`` also exports a full pipeline.
 
         The pipeline export needs the base pipeline: the one the result was fitted on, or
-        ``base``. An existing ``folder`` is only replaced with ``overwrite=True``.
+        ``base``. An existing ``folder`` is only replaced with ``overwrite=True``. ``half`` stores
+        the float tensors as float16 (they are applied in the pipeline's dtype): half the size, for
+        a model retrained as a whole like the shipped one-step generator; a fine-tune's small
+        changes can round away in float16, so erasures keep the default.
         """
         base = base if base is not None else self.base_pipe
         if pipeline and base is None:
             raise EraseError("exporting the full pipeline needs the base pipeline: pass base=pipe, or pipeline=False")
+        tensors = {n: t.half() if half and t.is_floating_point() else t for n, t in self.tensors.items()}
         with atomic_folder(folder, overwrite=overwrite) as tmp:
-            save_safetensors(self.tensors, os.path.join(tmp, TENSORS_FILE), metadata={"format": "erase-delta", "schema": str(SCHEMA)})
+            save_safetensors(tensors, os.path.join(tmp, TENSORS_FILE), metadata={"format": "erase-delta", "schema": str(SCHEMA)})
             with open(os.path.join(tmp, RECORD_FILE), "w", encoding="utf-8") as f:
                 json.dump(self.record, f, indent=2, sort_keys=False)
                 f.write("\n")

@@ -12,6 +12,8 @@ import os
 from .errors import ModelLoadError
 
 MINI_CANVAS = "mini-canvas"
+#: The subfolder of a mini-canvas folder holding its one-step generator (SFD stage one's artifact).
+ONE_STEP_DIR = "one_step"
 _MINI_CANVAS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mini_canvas")
 
 
@@ -22,7 +24,7 @@ def mini_canvas_dir() -> str:
 
 def shipped_one_step_dir() -> str:
     """The shipped one-step generator distilled from the mini-canvas model (SFD stage one's artifact)."""
-    return os.path.join(_MINI_CANVAS_DIR, "one_step")
+    return os.path.join(_MINI_CANVAS_DIR, ONE_STEP_DIR)
 
 
 def mini_canvas_file(name: str) -> str:

@@ -1,4 +1,5 @@
-"""``erase mini-canvas train|check``: rebuild the embedded model, or measure its quality bars."""
+"""``erase mini-canvas train|distil|check``: rebuild the embedded model, distil its one-step
+generator, or measure their quality bars."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ def add_parser(sub) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace an existing folder (the shipped one included)")
     train.set_defaults(handler=run_train)
+    distil = verbs.add_parser("distil", help="distil the one-step generator (SFD stage one) into FOLDER/one_step and record its bars")
+    distil.add_argument("--folder", default=mini_canvas_dir(), help="mini-canvas folder whose pipeline to distil (default: the shipped one)")
+    distil.add_argument("--steps", type=int, default=None, help="SiD iterations (default: SFD's stage-one default)")
+    distil.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    distil.add_argument("--seed", type=int, default=0)
+    distil.add_argument("--overwrite", action="store_true", help="replace an existing one_step folder")
+    distil.set_defaults(handler=run_distil)
     check = verbs.add_parser("check", help="measure the quality bars of a built mini-canvas folder")
     check.add_argument("--folder", default=mini_canvas_dir(), help="folder to check (default: the shipped one)")
     check.add_argument("--seeds", type=int, default=4, help="seeds per prompt for the generated-sample bar")
@@ -35,6 +43,17 @@ def run_train(args) -> int:
     device = resolve_device(args.device)
     manifest = build_mini_canvas(args.out, budget=args.budget, device=device, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
     print(json.dumps({"out": args.out, "timings": manifest["timings"]}, indent=2))
+    return 0
+
+
+def run_distil(args) -> int:
+    from pipelines import resolve_device
+
+    from ..one_step import distil_one_step
+
+    entry = distil_one_step(args.folder, steps=args.steps, seed=args.seed, device=resolve_device(args.device),
+                            overwrite=args.overwrite, progress=not args.quiet)
+    print(json.dumps(entry, indent=2))
     return 0
 
 

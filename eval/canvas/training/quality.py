@@ -4,6 +4,8 @@
 * the pipeline's own samples (every object x style prompt, several seeds, its default sampler
   settings) as the judge reads them, overall and per class;
 * the mini CLIP's zero-shot accuracy on fresh renders;
+* where the folder ships one (``one_step/``, SFD stage one), the one-step generator's samples as
+  the judge reads them, and its sampling speed against the 20-step teacher's;
 * that plain diffusers, in a process that never imports this package, draws the same images
   as ``pipelines.load_pipeline("mini-canvas")``.
 """
@@ -12,14 +14,17 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
-from pipelines import backbone_for, load_pipeline
+from pipelines import ErasureResult, backbone_for, load_pipeline
 from pipelines.generation import SamplerSettings, generate
+from pipelines.shipped import ONE_STEP_DIR
 
 FRESH_PER_PAIR = 20
 
@@ -58,6 +63,35 @@ def generated_accuracy(world, judge, pipe, settings: SamplerSettings, seeds: lis
         "images": len(images),
         "settings": settings.to_dict(),
         "seeds": seeds,
+    }
+
+
+def _seconds_per_image(pipe, prompts: list[str], settings: SamplerSettings) -> float:
+    start = time.perf_counter()
+    generate(backbone_for(pipe), prompts, [0] * len(prompts), settings, batch_size=len(prompts))
+    return (time.perf_counter() - start) / len(prompts)
+
+
+def one_step_quality(world, judge, pipe, one_step: str, settings: SamplerSettings, seeds: list[int],
+                     repeats: int = 3, progress: bool = True) -> dict:
+    """The one-step generator in ``one_step`` (an artifact of ``pipe``) against its bars: the judge on
+    its samples of every prompt, and seconds per image (every prompt once, end to end: text
+    encoder, sampler, VAE) against ``pipe`` with ``settings``, medians of ``repeats`` alternating runs."""
+    generator = ErasureResult.load(one_step)
+    prompts = [world.prompt(o, s) for o in world.objects for s in world.styles]
+    teacher, one = [], []
+    for _ in range(repeats):
+        teacher.append(_seconds_per_image(pipe, prompts, settings))
+        with generator.applied(pipe):
+            one.append(_seconds_per_image(pipe, prompts, settings))
+    with generator.applied(pipe):
+        accuracy = generated_accuracy(world, judge, pipe, settings, seeds, progress)
+    teacher_s, one_s = statistics.median(teacher), statistics.median(one)
+    return {
+        **accuracy,
+        "seconds_per_image": {"teacher": round(teacher_s, 5), "one_step": round(one_s, 5), "repeats": repeats,
+                              "images_per_run": len(prompts)},
+        "speedup": round(teacher_s / one_s, 1),
     }
 
 
@@ -106,9 +140,13 @@ def measure(folder: str, *, seeds: int = 4, progress: bool = True) -> dict:
     pairs = len(world.objects) * len(world.styles)
     images, objects, styles = render_labelled(world, range(first, first + FRESH_PER_PAIR * pairs))
     zero_shot = zero_shot_accuracy(clip, tokenizer, world, images, objects, styles)
-    return {
+    results = {
         "judge_on_fresh_renders": judge_on_renders(world, judge),
         "generated": generated_accuracy(world, judge, pipe, settings, list(range(seeds)), progress),
         "clip_zero_shot": {"object": zero_shot["object_accuracy"], "style": zero_shot["style_accuracy"]},
         "plain_diffusers_identical": plain_diffusers_identical(os.path.join(folder, "pipeline"), settings),
     }
+    one_step = os.path.join(folder, ONE_STEP_DIR)
+    if os.path.isdir(one_step):
+        results["one_step"] = one_step_quality(world, judge, pipe, one_step, settings, list(range(seeds)), progress=progress)
+    return results
