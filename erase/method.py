@@ -138,7 +138,7 @@ class ErasureMethod(ABC):
                         checkpointer=checkpointer,
                         grad_hook=self.adjust_gradients,
                         progress=run.progress,
-                        desc=f"{self.name} {', '.join(self.config.concepts)}",
+                        desc=" ".join([self.name, ", ".join(self.config.concepts)]).strip(),
                     )
                 except TrainingDiverged as e:  # the last good tensors as a partial result, marked as such
                     record = self._record(pipe, run, base_fingerprint, backbone, cost={})

@@ -26,7 +26,7 @@ from typing import Any
 
 from pipelines.atomic import write_text
 
-from .cells import Cell, drift_of, read_record
+from .cells import Cell, drift_of, read_record, sample_ms_per_image
 
 ATTACK_KEY_FILE = "bench_key.txt"
 
@@ -164,6 +164,7 @@ def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[st
         "drift": drift_of(evaluation, cell.target),
         "robustness": robustness,
         "cost": {**erasure["cost"], "eval_seconds": evaluation["cost"].get("eval_seconds"),
+                 "sample_ms_per_image": sample_ms_per_image(evaluation),
                  "attack_seconds": (robustness or {}).get("seconds")},
         "cell_seconds_this_run": round(time.perf_counter() - started, 2),
         "machine": machine(),

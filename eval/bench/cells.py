@@ -79,21 +79,31 @@ def drift_of(evaluation: dict[str, Any], target: str) -> dict[str, Any] | None:
     return drift((evaluation.get("per_class") or {}).get("target_predicted_as"), target)
 
 
-def with_drift(record: dict[str, Any], folder: str) -> dict[str, Any]:
-    """``record`` with its ``drift``, read from ``folder/eval/eval.json`` when the record lacks it.
+def sample_ms_per_image(evaluation: dict[str, Any]) -> float | None:
+    """Milliseconds per answer-set image of the erased model, with its own sampler (one UNet call for
+    a one-step generator, 20 guided DDIM steps otherwise), text encoder and VAE included."""
+    seconds = (evaluation.get("cost") or {}).get("model_seconds")
+    images = (evaluation.get("settings") or {}).get("images")
+    return round(1000 * seconds / images, 2) if seconds and images else None
 
-    Cells finished before the record kept ``drift`` cost thousands of CPU-seconds each and are not
+
+def with_eval_columns(record: dict[str, Any], folder: str) -> dict[str, Any]:
+    """``record`` with its ``drift`` and ``cost.sample_ms_per_image``, read from ``folder/eval/eval.json``
+    when the record lacks them.
+
+    Cells finished before the record kept these cost thousands of CPU-seconds each and are not
     redone for a display column (their key is unchanged); their eval.json already holds the
-    counts. A cell folder without a readable eval.json keeps the record as it is (shown as "–").
+    figures. A cell folder without a readable eval.json keeps the record as it is (shown as "–").
     """
-    if "drift" in record:
+    if "drift" in record and "sample_ms_per_image" in record.get("cost", {}):
         return record
     try:
         with open(os.path.join(folder, "eval", "eval.json"), encoding="utf-8") as f:
             evaluation = json.load(f)
     except (OSError, ValueError):
         return record
-    return {**record, "drift": drift_of(evaluation, record["target"])}
+    return {**record, "drift": drift_of(evaluation, record["target"]),
+            "cost": {**record.get("cost", {}), "sample_ms_per_image": sample_ms_per_image(evaluation)}}
 
 
 def is_done(cell: Cell, root: str) -> bool:

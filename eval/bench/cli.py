@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pipelines import MINI_CANVAS
 from pipelines.errors import ConfigError
 
-from .cells import Cell, is_done, read_record, with_drift
+from .cells import Cell, is_done, read_record, with_eval_columns
 from .variants import parse_variants
 
 logger = logging.getLogger("erase")
@@ -215,7 +215,7 @@ def run(args) -> int:
     # take the lock reads every finished record and writes the complete outputs.
     with _locked(os.path.join(args.out, ".outputs.lock")):
         found = ((c, read_record(c, args.out)) for c in cells)
-        records = [with_drift(r, c.folder(args.out)) for c, r in found if r is not None and r.get("status") == "done"]
+        records = [with_eval_columns(r, c.folder(args.out)) for c, r in found if r is not None and r.get("status") == "done"]
         write_outputs(args.out, records, seconds_this_run=time.perf_counter() - started)
     logger.info("wrote %s/leaderboard.md (%d cells) in %.0f s", args.out, len(records), time.perf_counter() - started)
     return 0

@@ -13,6 +13,10 @@ Each cell row also says where the erased concept went: ``seen as`` is the class 
 often sees in the target's images instead of the target, with its share of all of them
 (``eval.metrics.accuracy.drift``). It has no average: "crescent 40%" and "star 30%" do not add
 up to anything.
+
+``ms / image`` is what sampling the erased model costs (``cells.sample_ms_per_image``): its own
+sampler on its answer set, end to end; a one-step generator (SFD) pays one UNet call where the
+others pay 20 guided steps. Cells run side by side share the cores, so compare it within a run.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import numpy as np
 
 COLUMNS = ("ua", "ira", "cra", "fid", "clip")
-COSTS = ("train_seconds", "peak_rss_mb", "artifact_mb")
+COSTS = ("train_seconds", "sample_ms_per_image", "peak_rss_mb", "artifact_mb")
 ATTACK_COLUMNS = ("pre_asr", "asr")
 
 
@@ -114,8 +118,8 @@ def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
 def markdown(board: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """The leaderboard table, then one row per cell (with where its concept drifted)."""
     lines = [
-        "| method | targets | style UA | style IRA | style CRA | object UA | object IRA | object CRA | FID | CLIP | s / concept | peak MB | artifact MB | attacked | pre-ASR | ASR |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | targets | style UA | style IRA | style CRA | object UA | object IRA | object CRA | FID | CLIP | s / concept | ms / image | peak MB | artifact MB | attacked | pre-ASR | ASR |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, kinds in board.items():
         style, obj = kinds.get("style", {}), kinds.get("object", {})
@@ -127,7 +131,7 @@ def markdown(board: dict[str, Any], records: list[dict[str, Any]]) -> str:
             + " | "
             + " | ".join(_fmt(obj.get(m)) for m in ("ua", "ira", "cra"))
             + " | "
-            + " | ".join(_fmt(_mean_of(both, key)) for key in ("fid", "clip", "train_seconds", "peak_rss_mb", "artifact_mb"))
+            + " | ".join(_fmt(_mean_of(both, key)) for key in ("fid", "clip", *COSTS))
             + f" | {attacked.get('attacked', 0)} | "
             + " | ".join(_fmt(attacked.get(m)) for m in ATTACK_COLUMNS)
             + " |"

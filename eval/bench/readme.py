@@ -29,14 +29,14 @@ import sys
 from pipelines.atomic import write_text
 from pipelines.errors import ConfigError, EraseError
 
-from .cells import with_drift
+from .cells import with_eval_columns
 
 START = "<!-- erase bench leaderboard: start -->"
 END = "<!-- erase bench leaderboard: end -->"
 
 
 def records(bench: str) -> list[dict]:
-    """Every finished cell record of the bench folder, in a fixed order, with its drift (``cells.with_drift``)."""
+    """Every finished cell record of the bench folder, in a fixed order, with its drift and sampling cost (``cells.with_eval_columns``)."""
     paths = sorted(glob.glob(os.path.join(bench, "cells", "*", "*", "cell.json")))
     found = []
     for path in paths:
@@ -46,7 +46,7 @@ def records(bench: str) -> list[dict]:
         except (OSError, ValueError) as error:
             raise EraseError(f"{path} is unreadable ({error}); rerun `erase bench` on {bench} to redo that cell") from None
         if record.get("status") == "done":
-            found.append(with_drift(record, os.path.dirname(path)))
+            found.append(with_eval_columns(record, os.path.dirname(path)))
     if not found:
         raise ConfigError(f"{bench} has no finished cells (no cells/<method>/<target>/cell.json); pass the --out folder "
                           "of an `erase bench` run")

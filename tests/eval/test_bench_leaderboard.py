@@ -108,14 +108,15 @@ def test_an_intact_target_or_no_counts_give_no_drift():
     assert drift({}, "star") is None and drift(None, "star") is None
 
 
-def eval_json(folder, target, predicted_as):
+def eval_json(folder, target, predicted_as, model_seconds=3.0, images=300):
     folder.mkdir(parents=True)
-    (folder / "eval.json").write_text(json.dumps({"target": target, "per_class": {"target_predicted_as": predicted_as}}))
+    (folder / "eval.json").write_text(json.dumps({"target": target, "per_class": {"target_predicted_as": predicted_as},
+                                                  "cost": {"model_seconds": model_seconds}, "settings": {"images": images}}))
 
 
-def test_a_record_without_drift_is_filled_from_its_eval_json(tmp_path):
+def test_a_record_without_drift_or_sampling_cost_is_filled_from_its_eval_json(tmp_path):
     from eval.bench import readme
-    from eval.bench.cells import with_drift
+    from eval.bench.cells import with_eval_columns
 
     bench = tmp_path / "bench"
     for target, predicted_as in (("star", {"star": 6, "crescent": 8, "arrow": 6}), ("heart", {"heart": 20})):
@@ -125,10 +126,12 @@ def test_a_record_without_drift_is_filled_from_its_eval_json(tmp_path):
     found = {r["target"]: r for r in readme.records(str(bench))}
     assert found["star"]["drift"]["seen_as"] == "crescent" and found["star"]["drift"]["share"] == 40.0
     assert "drift" in found["heart"] and found["heart"]["drift"] is None
+    assert found["star"]["cost"]["sample_ms_per_image"] == 10.0 and found["star"]["cost"]["train_seconds"] == 10.0
     kept = {**record("esd", "star", "object", 60, 90, 90), "drift": None}
-    assert with_drift(kept, str(bench / "cells" / "esd" / "star")) is kept  # a record's own drift is not re-read
+    kept["cost"]["sample_ms_per_image"] = 5.0
+    assert with_eval_columns(kept, str(bench / "cells" / "esd" / "star")) is kept  # a record's own columns are not re-read
     bare = record("esd", "dots", "style", 60, 90, 90)
-    assert with_drift(bare, str(tmp_path / "no-such-cell")) == bare  # no eval.json: left as it was
+    assert with_eval_columns(bare, str(tmp_path / "no-such-cell")) == bare  # no eval.json: left as it was
 
 
 def test_the_cell_table_shows_where_each_target_went():
