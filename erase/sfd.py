@@ -41,7 +41,7 @@ Faithfulness and deviations:
   * Gradient-value clipping (``clip_value``) is applied to both networks; non-finite gradient
     entries are zeroed, as the official code does, before the finiteness check of the loop.
   * Resuming a killed run (``--work-dir``) restores ``G`` but not the fake score (it is rebuilt
-    from the teacher).
+    from the teacher) nor G's moving average (``ema_halflife``; it restarts from the restored G).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ NEXT_CLASS = "next-class"
 TEACHER = "teacher"
 #: Stage one's defaults (tuned on mini-canvas, README "SFD stage one"), applied by ``stage="distil"``
 #: to every field still at its stage-two default; the forget terms are always off in stage one.
-DISTIL = {"steps": 4000, "lr": 1e-4, "lr_fake": 1e-4}
+DISTIL = {"steps": 2500, "lr": 1e-4, "lr_fake": 1e-4, "ema_halflife": 100}
 
 
 @dataclass
@@ -112,6 +112,8 @@ class SFDConfig(MethodConfig):
     fake_override: bool = option(False, "score the forget samples' fake score under the override prompt (official sg_w_override)")
     clip_value: float = option(1.0, "clip every gradient entry to [-v, v] (official clip_grad_value_ 1); 0 disables")
     adam_beta1: float = option(0.0, "Adam beta1 of both networks (official 0; beta2 0.999)")
+    ema_halflife: int = option(0, "return an exponential moving average of G with this half-life in iterations (0: the last G, "
+                               "as the official SFD run, EMA 0; SiD's stage one ships its EMA generator)")
     override: str = option(NEXT_CLASS, "mini-canvas: what replaces the target in the override prompts: next-class or a concept of the world")
     forget_prompts: str | None = option(None, "text file, one prompt per line, showing the concept (own model)")
     remain_prompts: str | None = option(None, "text file of prompts to keep (own model; never COCO, the evaluation set)")
@@ -143,7 +145,7 @@ class SFDConfig(MethodConfig):
             raise ConfigError(f"--t-init must be in 1..999, got {self.t_init}")
         if not 0 <= self.prompt_drop < 1:
             raise ConfigError(f"--prompt-drop must be in [0, 1), got {self.prompt_drop}")
-        if min(self.sg_remain, self.sg_forget, self.g_remain, self.g_forget, self.clip_value) < 0:
+        if min(self.sg_remain, self.sg_forget, self.g_remain, self.g_forget, self.clip_value, self.ema_halflife) < 0:
             raise ConfigError("loss coefficients and --clip-value must be 0 or more")
         for flag, path in (("--forget-prompts", self.forget_prompts), ("--remain-prompts", self.remain_prompts),
                            ("--override-prompts", self.override_prompts)):
@@ -236,6 +238,9 @@ class SFD(ErasureMethod):
 
     def fit(self, pipe: Any, run: RunOptions | None = None) -> ErasureResult:
         result = super().fit(pipe, run)
+        if self.config.ema_halflife:
+            self._update_ema(result.tensors, self.config.steps)  # the last step's G, then the average is the result
+            result.tensors = {n: t.detach().cpu().clone() for n, t in self.ema.items()}
         result.record["sampling"] = sampling_block(self.config.t_init)  # marks it a one-step generator for every loader
         result.record["data"] = self.sources
         return result
@@ -303,6 +308,7 @@ class SFD(ErasureMethod):
         self.backbone, self.params = backbone, params
         self.on_shipped_base = _is_shipped_unet(originals)
         self.sources = {"generator_init": self._init_generator(params)}
+        self.ema: dict[str, torch.Tensor] | None = None  # G's moving average, started by the first step that runs
         remain, forget, override = self._prompts()
         self.sources.update(remain=len(remain), forget=len(forget), override_examples=list(zip(forget, override))[:3])
         with torch.no_grad():
@@ -435,7 +441,18 @@ class SFD(ErasureMethod):
             loss = loss + weight * sid_generator_loss(x_g, y_real, y_fake, cfg.alpha)
         return loss
 
+    def _update_ema(self, current: dict[str, torch.Tensor], updates: int) -> None:
+        """Fold G after ``updates`` optimiser steps into the average; early steps weigh more (warm-up)."""
+        beta = min(0.5 ** (1.0 / self.config.ema_halflife), (1 + updates) / (10 + updates))
+        with torch.no_grad():
+            for n, average in self.ema.items():
+                average.lerp_(current[n].to(average.device, average.dtype), 1.0 - beta)
+
     def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
+        if self.config.ema_halflife and self.ema is None:  # a fresh G, or the G a resumed run restored
+            self.ema = {n: p.detach().clone() for n, p in self.params.items()}
+        elif self.config.ema_halflife:
+            self._update_ema(self.params, step)
         self.last_fake_loss = self.fake_step(generator)
         return self.generator_loss(generator)
 

@@ -93,3 +93,17 @@ def test_nudity_setting_builds_the_official_prompts_and_draws_a_keyword_negative
     assert len({row.sum().item() for row in negatives}) > 1  # drawn per sample, not one for the batch
     assert torch.equal(method._unconds(False, 2, g), method.uncond.expand(2, -1, -1))  # remain samples keep the plain uncond
     assert torch.isfinite(method.loss(0, g))
+
+
+def test_ema_returns_the_moving_average_of_the_generator_not_its_last_state(tiny_pipe, tmp_path):
+    (tmp_path / "r.txt").write_text("a photo of a dog\n")
+    (tmp_path / "f.txt").write_text("a photo of a star\n")
+    common = {"concepts": ["star"], "steps": 3, "batch_size": 1, "lr": 1e-2, "lr_fake": 1e-2, "remain_prompts": str(tmp_path / "r.txt"),
+              "forget_prompts": str(tmp_path / "f.txt"), "override_concept": "a circle"}
+    last = erase(tiny_pipe, SFDConfig(**common), progress=False)
+    averaged = erase(tiny_pipe, SFDConfig(**common, ema_halflife=1000), progress=False)
+    base = tiny_pipe.unet.state_dict()
+    # warm-up weights of steps 1..3: the average sits strictly between the start and the last G
+    name = next(n for n in base if not torch.equal(last.tensors[f"unet.{n}"], base[n]))
+    moved, partly = (last.tensors[f"unet.{name}"] - base[name]).abs().sum(), (averaged.tensors[f"unet.{name}"] - base[name]).abs().sum()
+    assert 0 < partly < moved
