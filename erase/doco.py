@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipelines import ErasureResult
+from pipelines import ErasureResult, sharding
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError, TrainingDiverged
 from pipelines.generation import SamplerSettings
@@ -311,7 +311,7 @@ class DoCo(ErasureMethod):
             from .training import accelerator
 
             acc = accelerator()
-            reduce = (lambda g: acc.reduce(g, reduction="mean")) if acc.num_processes > 1 else None
+            reduce = (lambda g: acc.reduce(g, reduction="mean")) if sharding.num_processes() > 1 else None
             self.cpg = ConceptPreservingGradient(params, cfg.surgery, cfg.lam, cfg.max_grad_norm, reduce)
 
     # --- one step --------------------------------------------------------------------------

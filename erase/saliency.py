@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from safetensors import safe_open
 
+from pipelines import sharding
 from pipelines.errors import ConfigError, TrainingDiverged
 from pipelines.weights import save_safetensors
 
@@ -46,10 +47,12 @@ def signed_gradient_sum(params: Mapping[str, torch.nn.Parameter], losses: Iterab
     Autograd adds each backward's gradient into ``.grad``, which is exactly the official
     "zero_grad, backward, add to a running sum" without a second copy of the weights' size.
     Under ``accelerate launch`` every process passes its own share of the batches and the sums
-    are added across processes, so every process ends with the same ``G``.
+    are added across processes, so every process ends with the same ``G`` (not inside
+    ``pipelines.sharding.alone()``, where a bench cell runs by itself).
     """
     from accelerate.utils import reduce
 
+    shared = sharding.num_processes() > 1
     for p in params.values():
         p.grad = None
     batches = 0
@@ -59,7 +62,7 @@ def signed_gradient_sum(params: Mapping[str, torch.nn.Parameter], losses: Iterab
     sums = {}
     for name, p in params.items():
         g = p.grad if p.grad is not None else torch.zeros_like(p)  # a tensor the loss does not reach
-        sums[name] = reduce(g.detach().float(), reduction="sum")
+        sums[name] = reduce(g.detach().float(), reduction="sum") if shared else g.detach().float()
         p.grad = None
     if not all(torch.isfinite(g).all() for g in sums.values()):
         raise TrainingDiverged("the forgetting loss's gradient is not finite, so no saliency mask can be ranked; "

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines import ErasureResult
+from pipelines import ErasureResult, sharding
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError
 from pipelines.generation import SamplerSettings
@@ -313,17 +313,15 @@ class SalUn(ErasureMethod):
         Every process draws every batch's t and noise (from a generator seeded by ``seed``), so
         a batch gets the same randomness whichever process computes it.
         """
-        from accelerate import PartialState
-
         cfg, bb = self.config, self.backbone
-        state = PartialState()
+        processes, me = sharding.num_processes(), sharding.process_index()  # 1, 0 inside a bench cell (alone())
         generator = torch.Generator().manual_seed(cfg.seed)
         autocast = accelerator(self._mixed_precision).autocast
         for b, start in enumerate(range(0, len(self.forget), cfg.mask_batch_size)):
             index = torch.arange(start, min(start + cfg.mask_batch_size, len(self.forget)), device=bb.device)
             t = torch.randint(bb.schedule.num_train_timesteps, (len(index),), generator=generator).to(bb.device)
             noise = torch.randn((len(index), *self.forget.latents.shape[1:]), generator=generator).to(bb.device)
-            if b % state.num_processes != state.process_index:
+            if b % processes != me:
                 continue
             x0, cond = self.forget.batch(index)  # (B, C, h, w), (B, L, D)
             x_t = bb.schedule.add_noise(x0, noise, t)

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
+from pipelines import sharding
 from pipelines.atomic import atomic_folder
 from pipelines.errors import ConfigError, TrainingDiverged
 from pipelines.weights import save_safetensors
@@ -183,15 +184,15 @@ def train(
         start, stats.losses = checkpointer.load(params, optimizer)
         stats.resumed_from = start
         logger.info("resuming from step %d of %d (%s)", start, steps, checkpointer.folder)
-    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=not (progress and acc.is_main_process))
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=not (progress and sharding.is_main_process()))
     t0 = time.perf_counter()
     for step in bar:
-        generator = step_generator(seed, step, acc.process_index)
+        generator = step_generator(seed, step, sharding.process_index())
         try:
             with acc.autocast():
                 loss = loss_fn(step, generator)
             acc.backward(loss)
-            if acc.num_processes > 1:
+            if sharding.num_processes() > 1:  # data-parallel training; a bench cell runs alone()
                 for p in params.values():
                     if p.grad is not None:
                         p.grad = acc.reduce(p.grad, reduction="mean")
@@ -204,7 +205,7 @@ def train(
                     f"{step + 1}. Lower the learning rate (--lr) or use fp32 (--mixed-precision no)"
                 )
         except TrainingDiverged as e:  # the loop's own guard or a method's (loss_fn, grad_hook)
-            keep_last_good(e, step, params, optimizer, stats.losses, checkpointer if acc.is_main_process else None)
+            keep_last_good(e, step, params, optimizer, stats.losses, checkpointer if sharding.is_main_process() else None)
             raise
         if max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(list(params.values()), max_grad_norm)
@@ -213,7 +214,7 @@ def train(
         stats.losses.append(value)
         bar.set_postfix(loss=f"{value:.4g}")
         done = step + 1
-        if checkpointer is not None and acc.is_main_process and checkpointer.every and done % checkpointer.every == 0 and done < steps:
+        if checkpointer is not None and sharding.is_main_process() and checkpointer.every and done % checkpointer.every == 0 and done < steps:
             checkpointer.save(done, params, optimizer, stats.losses)
     stats.seconds = time.perf_counter() - t0
     stats.steps_done = steps

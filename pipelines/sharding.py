@@ -68,6 +68,10 @@ def is_main_process() -> bool:
     return _state().is_main_process
 
 
+def process_index() -> int:
+    return _state().process_index
+
+
 def my_share(items: Sequence[T]) -> list[T]:
     """This process's contiguous slice of ``items`` (all of them in a single process)."""
     state = _state()
