@@ -34,6 +34,7 @@ from torch import nn
 from torchmetrics.multimodal import CLIPScore
 from torchvision.transforms.functional import to_pil_image
 
+from pipelines import sharding
 from pipelines.errors import EraseError
 
 
@@ -91,7 +92,8 @@ def clip_score(images: Sequence[Image.Image], prompts: Sequence[str], model: nn.
     device = next(model.parameters()).device
     context_length = tokenizer(["probe"]).shape[-1]
     adapter = _OpenClipAsHF(model, context_length)
-    metric = CLIPScore(model_name_or_path=lambda: (adapter, _OpenClipProcessor(preprocess, tokenizer))).to(device)
+    metric = CLIPScore(model_name_or_path=lambda: (adapter, _OpenClipProcessor(preprocess, tokenizer)),
+                       sync_on_compute=sharding.num_processes() > 1).to(device)  # alone(): this cell only
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             batch = [_as_uint8_tensor(image, device) for image in images[start:start + batch_size]]

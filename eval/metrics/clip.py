@@ -32,6 +32,7 @@ from PIL import Image
 from torch import nn
 from torchmetrics.multimodal import CLIPScore
 
+from pipelines import sharding
 from pipelines.fingerprint import file_sha256
 from pipelines.errors import EraseError
 
@@ -78,7 +79,8 @@ class ClipScorer:
             model = CLIPModel.from_pretrained(folder, local_files_only=True).to(device).eval()
             processor = CLIPProcessor.from_pretrained(folder, local_files_only=True)
             adapter = _HFClipFeatures(model)
-            self._metric = CLIPScore(model_name_or_path=lambda: (adapter, processor)).to(device)
+            self._metric = CLIPScore(model_name_or_path=lambda: (adapter, processor),
+                                     sync_on_compute=sharding.num_processes() > 1).to(device)  # alone(): this cell only
             self._weights = os.path.join(folder, "model.safetensors")
 
     @classmethod

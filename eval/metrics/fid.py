@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from pipelines import sharding
 from pipelines.fingerprint import file_sha256
 from pipelines.weights import read_state_dict
 from pipelines.errors import EraseError
@@ -143,12 +144,14 @@ class StandardInception(nn.Module):
 class Fid:
     """Streaming FID: feed reference and generated uint8 batches, then ``compute()``.
 
-    Under ``accelerate launch`` torchmetrics sums the statistics over processes on ``compute``.
+    Under ``accelerate launch`` torchmetrics sums the statistics over processes on ``compute``;
+    not inside ``pipelines.sharding.alone()``, where each process scores its own bench cell.
     """
 
     def __init__(self, extractor: nn.Module) -> None:
         self.extractor = extractor
-        self.metric = FrechetInceptionDistance(feature=extractor, reset_real_features=False)
+        self.metric = FrechetInceptionDistance(feature=extractor, reset_real_features=False,
+                                               sync_on_compute=sharding.num_processes() > 1)
 
     def update(self, images: np.ndarray, real: bool) -> None:
         """``images``: (N, H, W, 3) uint8."""
