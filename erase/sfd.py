@@ -27,8 +27,8 @@ official nudity setting from the shipped subject and keyword lists (``erase/temp
 SiD: no concept, the forget terms off, every prompt a remain prompt (the world's on mini-canvas,
 ``--remain-prompts`` elsewhere); its artifact is a one-step generator that erases nothing. The
 shipped mini-canvas one-step generator (``pipelines/mini_canvas/one_step/``) is exactly that
-artifact, built by ``erase run sfd --stage distil --no-pipeline --out pipelines/mini_canvas/one_step``
-(the README gives the measured cost and quality). ``stage="forget"`` (stage two, the default)
+artifact, built by ``erase mini-canvas distil`` (``eval.one_step``: this stage on every prompt of the
+world, stored in float16, its measured quality and speed in the manifest). ``stage="forget"`` (stage two, the default)
 starts ``G`` from ``generator_init``: by default the shipped generator when the base is the
 shipped mini-canvas model (same UNet fingerprint), otherwise the teacher (then the first
 iterations distil while they forget); ``--generator-init teacher`` forces the teacher.
@@ -78,7 +78,7 @@ logger = logging.getLogger(__name__)
 NEXT_CLASS = "next-class"
 #: ``--generator-init`` value that starts G from the teacher even where a distilled generator exists.
 TEACHER = "teacher"
-#: Stage one's defaults (tuned on mini-canvas, README "SFD stage one"), applied by ``stage="distil"``
+#: Stage one's defaults (tuned on mini-canvas: :class:`SFDConfig`'s docstring), applied by ``stage="distil"``
 #: to every field still at its stage-two default; the forget terms are always off in stage one.
 DISTIL = {"steps": 2500, "lr": 1e-4, "lr_fake": 1e-4, "ema_halflife": 100}
 
@@ -182,7 +182,6 @@ class SFDConfig(MethodConfig):
             raise ConfigError("--override-prompts and --override-concept both given; choose one")
         if self.generator_init not in (None, TEACHER) and not os.path.isdir(self.generator_init):
             raise ConfigError(f"--generator-init {self.generator_init!r} is not a folder; pass an SFD artifact or a UNet folder")
-
 
     def _validate_nudity(self) -> None:
         if self.stage == "distil":
