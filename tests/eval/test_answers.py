@@ -1,9 +1,6 @@
 """Answer sets, the generation cache and prompt sharding across processes."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -25,6 +22,7 @@ from pipelines import backbone_for
 from pipelines.cache import image_cache
 from pipelines.errors import EraseError
 from pipelines.generation import SamplerSettings, generate
+from tests.launch import launch_two_processes
 
 SAMPLER = SamplerSettings(steps=2, guidance=3.0)
 
@@ -167,26 +165,11 @@ if is_main_process():
 """
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the two-process check runs on CPU machines")
 def test_two_processes_share_the_prompts_and_give_the_same_images(tiny_folder, tiny_pipe, tmp_path):
     script, out = tmp_path / "sharded.py", tmp_path / "out.json"
     script.write_text(SHARDED)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
-    # accelerate 1.x's --cpu launches a single process; --multi_gpu on a machine without CUDA
-    # starts torchrun processes that pipelines.sharding joins over gloo, on the CPU.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
-               "--dynamo_backend", "no", str(script), tiny_folder, str(out)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    launch_two_processes(str(script), tiny_folder, str(out))
     result = json.loads(out.read_text())
     assert result["processes"] == 2 and result["shares"] == [[0, 1, 2], [3, 4, 5]]
     single = np.concatenate([im for _, im in answer_batches(backbone_for(tiny_pipe), _small_set(), SAMPLER, progress=False)])
