@@ -17,6 +17,7 @@ from typing import Any
 
 from pipelines import load_pipeline
 from pipelines.atomic import refuse_existing, write_text
+from pipelines.errors import EraseError
 from pipelines.generation import SamplerSettings
 from pipelines.shipped import MINI_CANVAS, ONE_STEP_DIR
 
@@ -37,6 +38,9 @@ def distil_one_step(folder: str, *, steps: int | None = None, seed: int = 0, dev
     out = os.path.join(folder, ONE_STEP_DIR)
     manifest_path = os.path.join(folder, "manifest.json")
     refuse_existing(out, overwrite)
+    if not os.path.isfile(manifest_path) or not os.path.isdir(os.path.join(folder, "pipeline")):
+        raise EraseError(f"'{folder}' is not a mini-canvas folder (no manifest.json and pipeline/); "
+                         "pass --folder a folder built by `erase mini-canvas train`")
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
     world = mini_canvas()

@@ -27,3 +27,8 @@ def test_distil_writes_a_float16_generator_and_its_measured_bars_then_refuses_to
     assert load_pipeline(os.path.join(folder, "one_step")) is not None
     with pytest.raises(EraseError, match="--overwrite"):
         distil_one_step(folder, steps=2, progress=False, timing_repeats=1)
+
+
+def test_distil_names_the_fix_for_a_folder_that_is_not_mini_canvas(tmp_path):
+    with pytest.raises(EraseError, match="erase mini-canvas train"):
+        distil_one_step(str(tmp_path), steps=1, progress=False)
