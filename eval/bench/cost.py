@@ -11,7 +11,8 @@ depend on the values) and multiplies by the official iteration count. A method w
 gradients, Adam state and copies would not fit in the memory budget (the available RAM on a CPU,
 the GPU's memory on a GPU) is skipped and named with the estimate, before anything is allocated:
 on a 2-core laptop most of SD 1.5 training does not fit, and a swapping machine times nothing.
-Writes ``OUT/timing.json`` and ``OUT/timing.md``.
+Writes ``OUT/timing.json`` and ``OUT/timing.md`` after every method; a later run on the same
+device into the same ``OUT`` replaces the rows of the methods it times and keeps the others.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import platform
 import torch
 
 from pipelines.atomic import write_text
+from pipelines.errors import ConfigError
 
 logger = logging.getLogger("erase")
 
@@ -103,25 +105,52 @@ def time_method(method: str, args, device: str, budget_gb: float) -> dict:
             "memory_kind": "GPU" if gpu else "RSS", "device_name": measured["device"]}
 
 
+def _device_label(device: str) -> str:
+    return (torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda")
+            else f"cpu ({platform.processor() or platform.machine()})")
+
+
+def _earlier_rows(path: str, device: str, mixed_precision: str) -> list[dict]:
+    """Rows an earlier run wrote to ``path`` on the same device, to keep beside this run's.
+
+    Timings of another device or precision would make a table that compares nothing, so they
+    are refused rather than mixed or overwritten.
+    """
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        earlier = json.load(f)
+    if (earlier.get("device"), earlier.get("mixed_precision")) != (device, mixed_precision):
+        raise ConfigError(f"{path} holds timings on {earlier.get('device')} (mixed precision {earlier.get('mixed_precision')}), "
+                          f"this run is on {device} (mixed precision {mixed_precision}): pass another --out")
+    return earlier["rows"]
+
+
 def run(args, methods: list[str]) -> int:
-    """``erase bench --timing-only``: time ``methods``, write ``OUT/timing.{json,md}``."""
+    """``erase bench --timing-only``: time ``methods``, write ``OUT/timing.{json,md}``.
+
+    The table is rewritten after every method, so a run killed (or timed out) halfway keeps the
+    rows it finished, and a later run into the same ``OUT`` on the same device replaces the rows
+    of the methods it times and keeps the others: methods can be timed one call at a time.
+    """
+    import erase
     from pipelines import resolve_device
 
     device = resolve_device(args.device)
     budget = args.memory_budget_gb if args.memory_budget_gb is not None else memory_budget_gb(device)
-    rows = [time_method(m, args, device, budget) for m in methods]
-    summary = {
-        "schema": 1,
-        "device": (torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda")
-                   else f"cpu ({platform.processor() or platform.machine()})"),
-        "threads": torch.get_num_threads(), "mixed_precision": args.mixed_precision, "timing_iterations": args.timing_iterations,
-        "memory_budget_gb": round(budget, 1), "rows": rows,
-    }
+    path = os.path.join(args.out, "timing.json")
+    summary = {"schema": 2, "device": _device_label(device), "threads": torch.get_num_threads(),
+               "mixed_precision": args.mixed_precision, "memory_budget_gb": round(budget, 1)}
+    rows = {r["method"]: r for r in _earlier_rows(path, summary["device"], args.mixed_precision)}
     os.makedirs(args.out, exist_ok=True)
-    write_text(os.path.join(args.out, "timing.json"), json.dumps(summary, indent=2) + "\n")
-    write_text(os.path.join(args.out, "timing.md"), markdown(summary))
-    skipped = [r["method"] for r in rows if r["status"] == "skipped"]
-    logger.info("wrote %s/timing.md (%d timed%s)", args.out, len(rows) - len(skipped), f"; skipped {', '.join(skipped)}" if skipped else "")
+    order = {name: i for i, name in enumerate(erase.available())}
+    for method in methods:
+        rows[method] = {**time_method(method, args, device, budget), "timing_iterations": args.timing_iterations}
+        summary["rows"] = sorted(rows.values(), key=lambda r: order.get(r["method"], len(order)))
+        write_text(path, json.dumps(summary, indent=2) + "\n")
+        write_text(os.path.join(args.out, "timing.md"), markdown(summary))
+    skipped = [m for m in methods if rows[m]["status"] == "skipped"]
+    logger.info("wrote %s/timing.md (%d timed%s)", args.out, len(methods) - len(skipped), f"; skipped {', '.join(skipped)}" if skipped else "")
     return 0
 
 
@@ -132,19 +161,19 @@ def _num(value, fmt: str = "{:,.0f}") -> str:
 def markdown(summary: dict) -> str:
     """The table: ours (s/iteration, projected s per concept, peak memory) beside the papers' figures."""
     lines = [(f"Cost at SD 1.5 scale (random weights) on {summary['device']}, {summary['threads']} threads, "
-              f"mixed precision {summary['mixed_precision']}; median of {summary['timing_iterations']} iterations after warm-up; "
-              f"memory budget {summary['memory_budget_gb']} GB."), "",
-             "| method | s / iteration | official iterations | projected s / concept | peak memory (GB) | paper s | paper GB | paper source |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+              f"mixed precision {summary['mixed_precision']}; s / iteration is the median of the timed iterations (those after "
+              f"a 2-iteration warm-up of the iterations run); memory budget {summary['memory_budget_gb']} GB."), "",
+             "| method | s / iteration | iterations run | official iterations | projected s / concept | peak memory (GB) | paper s | paper GB | paper source |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     notes = []
     for row in summary["rows"]:
         paper = row.get("paper") or {}
         cells = [_num(paper.get("seconds")), _num(paper.get("memory_gb"), "{:g}"), paper.get("source", "–")]
         if row["status"] == "timed":
-            ours = [_num(row["seconds_per_iteration"], "{:.3f}"), _num(row["official_iterations"]), _num(row["projected_seconds"]),
+            ours = [_num(row["seconds_per_iteration"], "{:.3f}"), _num(row.get("timing_iterations")), _num(row["official_iterations"]), _num(row["projected_seconds"]),
                     f"{row['peak_memory_gb']:.1f} ({row['memory_kind']})"]
         else:
-            ours = ["skipped", _num(row.get("official_iterations")), "–", _num(row.get("estimate_gb"), "≥ {:.1f} (estimate)")]
+            ours = ["skipped", "–", _num(row.get("official_iterations")), "–", _num(row.get("estimate_gb"), "≥ {:.1f} (estimate)")]
         lines.append("| " + " | ".join([row["method"], *ours, *cells]) + " |")
         if row["status"] == "skipped":
             notes.append(f"- {row['method']} skipped: {row['reason']}.")

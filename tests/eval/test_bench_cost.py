@@ -87,3 +87,41 @@ def test_a_method_without_an_official_schedule_is_skipped_by_name(tmp_path, monk
 def test_bad_iteration_count_is_a_one_line_error(tmp_path, capsys):
     assert main(["bench", "--timing-only", "--timing-iterations", "0", "--out", str(tmp_path)]) == 2
     assert "--timing-iterations must be at least 1" in capsys.readouterr().err
+
+
+def _fake_measure(seconds: float, interrupt_on: str | None = None):
+    def measure(method, iterations, device, mixed_precision, options):
+        if method == interrupt_on:
+            raise KeyboardInterrupt  # the run killed while timing this method
+        return {"seconds_per_iteration_median": seconds, "timed_iterations": iterations - 2,
+                "peak_gpu_mb": 0.0, "peak_rss_mb": 1024.0, "device": device}
+    return measure
+
+
+def test_methods_timed_one_call_at_a_time_share_one_table_and_a_killed_run_keeps_its_finished_rows(tmp_path, monkeypatch):
+    args = ["-q", "bench", "--timing-only", "--device", "cpu", "--memory-budget-gb", "24", "--out", str(tmp_path)]
+    monkeypatch.setattr(scale, "measure", _fake_measure(1.0, interrupt_on="fewshot"))
+    assert main([*args, "--methods", "salun,fewshot", "--timing-iterations", "6"]) == 130  # interrupted
+    rows = json.loads((tmp_path / "timing.json").read_text())["rows"]
+    assert [(r["method"], r["timing_iterations"]) for r in rows] == [("salun", 6)]
+
+    monkeypatch.setattr(scale, "measure", _fake_measure(2.0))
+    assert main([*args, "--methods", "fewshot,esd", "--timing-iterations", "4"]) == 0
+    rows = {r["method"]: r for r in json.loads((tmp_path / "timing.json").read_text())["rows"]}
+    assert list(rows) == [m for m in erase.available() if m in {"esd", "salun", "fewshot"}]  # registry order
+    assert rows["salun"]["seconds_per_iteration"] == 1.0 and rows["salun"]["timing_iterations"] == 6
+    assert rows["esd"]["seconds_per_iteration"] == 2.0 and rows["fewshot"]["timing_iterations"] == 4
+    table = (tmp_path / "timing.md").read_text()
+    assert "| salun | 1.000 | 6 |" in table and "| esd | 2.000 | 4 |" in table
+
+
+def test_timings_of_another_device_in_out_are_refused_not_mixed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(scale, "measure", _fake_measure(1.0))
+    args = ["bench", "--timing-only", "--methods", "esd", "--device", "cpu", "--memory-budget-gb", "24", "--out", str(tmp_path)]
+    assert main(["-q", *args]) == 0
+    summary = json.loads((tmp_path / "timing.json").read_text())
+    (tmp_path / "timing.json").write_text(json.dumps({**summary, "device": "NVIDIA H200"}))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "holds timings on NVIDIA H200" in err and "pass another --out" in err
+    assert json.loads((tmp_path / "timing.json").read_text())["device"] == "NVIDIA H200"  # untouched
