@@ -64,7 +64,8 @@ def method_config(method: str, iterations: int, options: dict, concept: str = "s
     return cls(config)
 
 
-def measure(method: str, iterations: int, device: str, mixed_precision: str, options: dict, warmup: int = 2) -> dict:
+def measure(method: str, iterations: int, device: str, mixed_precision: str, options: dict, warmup: int = 2,
+            gradient_checkpointing: bool = False) -> dict:
     """Seconds per iteration (median over the iterations after the first ``warmup``) and peak memory.
 
     An iteration is one call of the method's loss (one optimiser step), timed from one call to
@@ -85,13 +86,14 @@ def measure(method: str, iterations: int, device: str, mixed_precision: str, opt
         return original_loss(step, generator)
 
     instance.loss = timed_loss
-    result = instance.fit(pipe, erase.RunOptions(mixed_precision=mixed_precision, progress=False))
+    result = instance.fit(pipe, erase.RunOptions(mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing, progress=False))
     gaps = [b - a for a, b in itertools.pairwise(times)]
     per_iteration = gaps[warmup:] or gaps or [result.record["cost"]["train_seconds"] / max(len(times), 1)]
     return {
         "method": method,
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
         "mixed_precision": mixed_precision,
+        "gradient_checkpointing": gradient_checkpointing,
         "iterations": len(times),
         "timed_iterations": len(per_iteration),
         "seconds_per_iteration_median": round(statistics.median(per_iteration), 4),
@@ -108,10 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=12)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in the backward pass (less memory)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON", help="method option, e.g. params=\"esd-u\"")
     args = parser.parse_args(argv)
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
-    print(json.dumps(measure(args.method, args.iterations, args.device, args.mixed_precision, options)))
+    print(json.dumps(measure(args.method, args.iterations, args.device, args.mixed_precision, options,
+                             gradient_checkpointing=args.gradient_checkpointing)))
 
 
 if __name__ == "__main__":

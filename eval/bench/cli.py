@@ -75,6 +75,7 @@ def add_parser(sub) -> None:
     c.add_argument("--timing-iterations", type=int, default=12, metavar="N", help="iterations timed per method (default 12; median after 2)")
     c.add_argument("--device", default=None, help="device of the timing run (default: cuda if available, else cpu)")
     c.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"], help="autocast of the timing run (default no)")
+    c.add_argument("--gradient-checkpointing", action="store_true", help="timing run recomputes activations in the backward pass (less memory, more time)")
     c.add_argument("--memory-budget-gb", type=float, default=None, metavar="GB",
                    help="skip methods estimated above this (default: the GPU's memory, or the RAM available now)")
     p.set_defaults(handler=run)

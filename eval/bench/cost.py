@@ -90,7 +90,8 @@ def time_method(method: str, args, device: str, budget_gb: float) -> dict:
                           f"activations not counted) but the budget is {budget_gb:.1f} GB; run it on a larger GPU or raise --memory-budget-gb"}
     logger.info("timing %s: %d iterations on %s", method, args.timing_iterations, device)
     try:
-        measured = scale.measure(method, args.timing_iterations, device, args.mixed_precision, options)
+        measured = scale.measure(method, args.timing_iterations, device, args.mixed_precision, options,
+                                 gradient_checkpointing=args.gradient_checkpointing)
     except torch.cuda.OutOfMemoryError:
         return {**row, "status": "skipped", "reason": f"out of GPU memory on {device} (estimate {row['estimate_gb']:.1f} GB before activations)"}
     finally:
@@ -110,20 +111,25 @@ def _device_label(device: str) -> str:
             else f"cpu ({platform.processor() or platform.machine()})")
 
 
-def _earlier_rows(path: str, device: str, mixed_precision: str) -> list[dict]:
-    """Rows an earlier run wrote to ``path`` on the same device, to keep beside this run's.
+def _earlier_rows(path: str, setting: dict) -> list[dict]:
+    """Rows an earlier run wrote to ``path`` in the same ``setting`` (device, precision, checkpointing).
 
-    Timings of another device or precision would make a table that compares nothing, so they
-    are refused rather than mixed or overwritten.
+    Timings of another setting would make a table that compares nothing, so they are refused
+    rather than mixed or overwritten.
     """
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:
         earlier = json.load(f)
-    if (earlier.get("device"), earlier.get("mixed_precision")) != (device, mixed_precision):
-        raise ConfigError(f"{path} holds timings on {earlier.get('device')} (mixed precision {earlier.get('mixed_precision')}), "
-                          f"this run is on {device} (mixed precision {mixed_precision}): pass another --out")
+    theirs = {key: earlier.get(key) for key in setting}
+    if theirs != setting:
+        raise ConfigError(f"{path} holds timings on {_describe(theirs)}, this run is on {_describe(setting)}: pass another --out")
     return earlier["rows"]
+
+
+def _describe(setting: dict) -> str:
+    return (f"{setting['device']}, mixed precision {setting['mixed_precision']}, "
+            f"gradient checkpointing {'on' if setting['gradient_checkpointing'] else 'off'}")
 
 
 def run(args, methods: list[str]) -> int:
@@ -139,9 +145,10 @@ def run(args, methods: list[str]) -> int:
     device = resolve_device(args.device)
     budget = args.memory_budget_gb if args.memory_budget_gb is not None else memory_budget_gb(device)
     path = os.path.join(args.out, "timing.json")
-    summary = {"schema": 2, "device": _device_label(device), "threads": torch.get_num_threads(),
-               "mixed_precision": args.mixed_precision, "memory_budget_gb": round(budget, 1)}
-    rows = {r["method"]: r for r in _earlier_rows(path, summary["device"], args.mixed_precision)}
+    setting = {"device": _device_label(device), "mixed_precision": args.mixed_precision,
+               "gradient_checkpointing": args.gradient_checkpointing}
+    summary = {"schema": 2, **setting, "threads": torch.get_num_threads(), "memory_budget_gb": round(budget, 1)}
+    rows = {r["method"]: r for r in _earlier_rows(path, setting)}
     os.makedirs(args.out, exist_ok=True)
     order = {name: i for i, name in enumerate(erase.available())}
     for method in methods:
@@ -160,8 +167,7 @@ def _num(value, fmt: str = "{:,.0f}") -> str:
 
 def markdown(summary: dict) -> str:
     """The table: ours (s/iteration, projected s per concept, peak memory) beside the papers' figures."""
-    lines = [(f"Cost at SD 1.5 scale (random weights) on {summary['device']}, {summary['threads']} threads, "
-              f"mixed precision {summary['mixed_precision']}; s / iteration is the median of the timed iterations (those after "
+    lines = [(f"Cost at SD 1.5 scale (random weights) on {_describe(summary)}, {summary['threads']} threads; s / iteration is the median of the timed iterations (those after "
               f"a 2-iteration warm-up of the iterations run); memory budget {summary['memory_budget_gb']} GB."), "",
              "| method | s / iteration | iterations run | official iterations | projected s / concept | peak memory (GB) | paper s | paper GB | paper source |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]

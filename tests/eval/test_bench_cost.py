@@ -36,7 +36,7 @@ def test_every_method_gets_a_row_the_largest_is_skipped_with_its_reason_and_proj
     assert largest > second, sizes  # SFD holds three UNets' worth: the budget can fall between
     timed = []
 
-    def fake_measure(method, iterations, device, mixed_precision, options):  # the real one: next test (fits cost seconds each)
+    def fake_measure(method, iterations, device, mixed_precision, options, gradient_checkpointing=False):  # the real one: next test (fits cost seconds each)
         timed.append(method)
         return {"seconds_per_iteration_median": 0.5 + len(timed), "timed_iterations": iterations - 2,
                 "peak_gpu_mb": 0.0, "peak_rss_mb": 2048.0 * len(timed), "device": device}
@@ -89,8 +89,10 @@ def test_bad_iteration_count_is_a_one_line_error(tmp_path, capsys):
     assert "--timing-iterations must be at least 1" in capsys.readouterr().err
 
 
-def _fake_measure(seconds: float, interrupt_on: str | None = None):
-    def measure(method, iterations, device, mixed_precision, options):
+def _fake_measure(seconds: float, interrupt_on: str | None = None, calls: list | None = None):
+    def measure(method, iterations, device, mixed_precision, options, gradient_checkpointing=False):
+        if calls is not None:
+            calls.append((method, mixed_precision, gradient_checkpointing))
         if method == interrupt_on:
             raise KeyboardInterrupt  # the run killed while timing this method
         return {"seconds_per_iteration_median": seconds, "timed_iterations": iterations - 2,
@@ -120,8 +122,18 @@ def test_timings_of_another_device_in_out_are_refused_not_mixed(tmp_path, monkey
     args = ["bench", "--timing-only", "--methods", "esd", "--device", "cpu", "--memory-budget-gb", "24", "--out", str(tmp_path)]
     assert main(["-q", *args]) == 0
     summary = json.loads((tmp_path / "timing.json").read_text())
+    assert summary["gradient_checkpointing"] is False
     (tmp_path / "timing.json").write_text(json.dumps({**summary, "device": "NVIDIA H200"}))
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "holds timings on NVIDIA H200" in err and "pass another --out" in err
+    assert "holds timings on NVIDIA H200, mixed precision no, gradient checkpointing off" in err and "pass another --out" in err
     assert json.loads((tmp_path / "timing.json").read_text())["device"] == "NVIDIA H200"  # untouched
+
+
+def test_precision_and_checkpointing_reach_the_timed_run_and_the_table(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(scale, "measure", _fake_measure(1.0, calls=calls))
+    assert main(["-q", "bench", "--timing-only", "--methods", "salun", "--device", "cpu", "--memory-budget-gb", "24",
+                 "--mixed-precision", "bf16", "--gradient-checkpointing", "--out", str(tmp_path)]) == 0
+    assert calls == [("salun", "bf16", True)]
+    assert "mixed precision bf16, gradient checkpointing on" in (tmp_path / "timing.md").read_text()
