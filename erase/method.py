@@ -87,6 +87,14 @@ class ErasureMethod(ABC):
     def adjust_gradients(self) -> None:
         """Called after backward, before the optimiser step (gradient masks, surgery)."""
 
+    def external_inputs(self) -> dict[str, str]:
+        """Files the run reads beyond its config and base model, as ``{name: content hash}``.
+
+        A cache keyed on the config and the model's name (the bench's cells) would otherwise
+        reuse a result made from an older version of such a file (SFD's distilled generator).
+        """
+        return {}
+
     # --- the shared part ----------------------------------------------------------------
     def plan(self, pipe: Any) -> dict[str, Any]:
         """What :meth:`fit` would train, without training (``--dry-run``)."""

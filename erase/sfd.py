@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -60,7 +61,7 @@ from safetensors.torch import load_file
 from pipelines import ErasureResult
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError
-from pipelines.fingerprint import tensors_sha256
+from pipelines.fingerprint import file_sha256, tensors_sha256
 from pipelines.one_step import one_step_generate, sampling_block
 from pipelines.params import select_parameters
 from pipelines.shipped import mini_canvas_dir, shipped_one_step_dir
@@ -347,6 +348,19 @@ class SFD(ErasureMethod):
         self.teacher, self.fake = _with_unet(backbone, teacher), _with_unet(backbone, fake)
         self.fake_params = list(fake.parameters())
         self.fake_optimizer = torch.optim.Adam(self.fake_params, lr=cfg.lr_fake, betas=(cfg.adam_beta1, 0.999))
+
+    def external_inputs(self) -> dict[str, str]:
+        """The generator stage two starts from: ``--generator-init``'s weights, or the shipped one's.
+
+        The shipped generator is counted whenever it exists, also for a base it will not be used
+        on (only :meth:`prepare` sees the base): a needless redo, never a stale reuse.
+        """
+        cfg = self.config
+        folder = cfg.generator_init if cfg.generator_init is not None else shipped_one_step_dir()
+        if cfg.stage != "forget" or folder == TEACHER or not os.path.isdir(folder):
+            return {}
+        weights = sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files if f.endswith(".safetensors"))
+        return {"generator": hashlib.sha256("".join(file_sha256(w) for w in weights).encode()).hexdigest()}
 
     def _init_generator(self, params: dict[str, torch.nn.Parameter]) -> str:
         """Load G's starting weights (see the module docstring); return where they came from."""

@@ -35,6 +35,7 @@ class Cell:
     eval_settings: dict[str, Any] = field(default_factory=dict)
     attack: dict[str, Any] | None = None  # `erase attack` settings ({"attack": name, flag: value}); None: not attacked
     variant: str | None = None  # a named variant of `method` (eval.bench.variants); None: the method itself
+    inputs: dict[str, str] = field(default_factory=dict)  # files the method reads beyond config and model (hashes)
 
     @property
     def label(self) -> str:
@@ -45,10 +46,13 @@ class Cell:
     def key(self) -> str:
         # The last slot once held an `attack: bool` that was always False; it stays, so that the
         # records of benches run before the attack column keep their keys and are not redone.
-        # A variant's name is appended; a plain method's payload is exactly what it always was.
+        # A variant's name and a method's external inputs are appended; a plain method's payload is
+        # exactly what it always was.
         parts = [BENCH_SCHEMA, self.method, self.method_version, self.target, self.config, self.model, self.eval_settings, False]
         if self.variant is not None:
             parts.append({"variant": self.variant})
+        if self.inputs:  # appended only when present, so that other methods' keys stay what they were
+            parts.append({"inputs": self.inputs})
         payload = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 

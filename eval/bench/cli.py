@@ -179,7 +179,8 @@ def plan_cells(args) -> list[Cell]:
             config = build_config(method.config_class, values, concepts=[target])
             cells.append(Cell(method=name, target=target, kind=spec.kind(target), config=config.to_dict(),
                               method_version=method.version, model=args.model, eval_settings=eval_settings,
-                              attack=attack if target in attacked else None, variant=variant and variant.name))
+                              attack=attack if target in attacked else None, variant=variant and variant.name,
+                              inputs=method(config).external_inputs()))
     if attack and not any(c.attack for c in cells):
         logger.warning("--attack: none of the planned targets is in --attack-targets (%s); nothing is attacked",
                        args.attack_targets)
