@@ -3,9 +3,11 @@
 A cell is done when ``DIR/cells/<method>/<target>/cell.json`` (``<variant>`` for a named variant
 of a method, :mod:`eval.bench.variants`) exists with status ``done`` and
 the same *key* as the cell now planned. The key is a hash of everything that decides the
-cell's result (method name and version, its full config, the base model, the eval settings), so
-a finished cell is never redone unless asked, and a cell whose method version or config changed
-is redone, alone.
+cell's result (method name and version, its full config, the base model's name, the eval
+settings, and the content of files the method reads beyond its config: ``external_inputs``), so a
+finished cell is never redone unless asked, and a cell whose method version, config or inputs
+changed is redone, alone. The base model enters by name only: retraining the shipped model does
+not redo cells (pass ``--rerun``).
 
 A cell on the attack subset also carries its attack settings (the ``erase attack`` flags). They
 have a key of their own (``attack_key``, over the cell's key and those settings) that is not part
