@@ -61,9 +61,16 @@ def checkpoint_dir(out: str) -> str:
 def diverged_dir(out: str) -> str:
     """Where a run stopped by a guard writes its last good state: ``OUT.diverged``, beside ``--out``.
 
-    Never ``--out`` itself, so a diverged run is never mistaken for a finished erasure.
+    Never ``--out`` itself, so a diverged run is never mistaken for a finished erasure; and never
+    the state an earlier diverged run left (``OUT.diverged.2``, ``.3``, ... then), so that a retry
+    with other settings does not erase the evidence of the first.
     """
-    return os.path.abspath(out).rstrip(os.sep) + ".diverged"
+    base = os.path.abspath(out).rstrip(os.sep) + ".diverged"
+    where, n = base, 1
+    while os.path.exists(where):
+        n += 1
+        where = f"{base}.{n}"
+    return where
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as e:
         if e.result is not None and PartialState().is_main_process:
             where = diverged_dir(args.out)
-            e.result.save(where, overwrite=True, pipeline=False)
+            e.result.save(where, pipeline=False)
             e.args = ((f"{e.args[0]} The trained tensors of the last good state (after step {e.last_good_step}) are written "
                        f"as {where}: a partial artifact, not a finished erasure (erase eval --model {where} judges it)."),)
         raise

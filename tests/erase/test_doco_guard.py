@@ -103,6 +103,9 @@ def test_a_collapsing_discriminator_stops_the_cli_run_and_writes_the_last_good_s
     # the streak began at the first UNet step (the warm-up's wins do not count): the last good state is the base
     kept = load_file(os.path.join(f"{out}.diverged", "erasure.safetensors"))
     assert kept.keys() == base.keys() and all(torch.equal(kept[n], base[n]) for n in base)
+    assert main(["-q", *argv]) == 2  # a retry that diverges again keeps the first one's state
+    assert f"{out}.diverged.2" in capsys.readouterr().err
+    assert os.path.exists(os.path.join(f"{out}.diverged", "erasure.json")) and os.path.exists(os.path.join(f"{out}.diverged.2", "erasure.json"))
 
 
 def test_the_collapse_rule_can_be_turned_off(tiny_pipe, monkeypatch):
