@@ -43,7 +43,6 @@ Faithfulness notes and deviations:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import re
 from dataclasses import dataclass
@@ -134,10 +133,7 @@ class AdvUnlearnConfig(MethodConfig):
 
     def validate(self) -> None:
         if self.preset == "official":
-            defaults = {f.name: f.default for f in dataclasses.fields(self)}
-            for name, value in OFFICIAL.items():
-                if getattr(self, name) == defaults[name]:
-                    setattr(self, name, value)
+            self.apply_preset(OFFICIAL)
         super().validate()
         for name in ("lr", "attack_lr", "ddim_steps", "attack_every", "attack_steps", "attack_k", "retain_batch"):
             if getattr(self, name) <= 0:

@@ -51,6 +51,19 @@ class MethodConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def apply_preset(self, preset: dict[str, Any]) -> None:
+        """Set ``preset``'s values on every field the user did not set (a mode's own defaults).
+
+        A config from :func:`build_config` (the CLI, files, the bench) knows which fields were
+        given, so an explicit value equal to the default (``--ema-halflife 0``) is kept; a config
+        built directly can only tell "still at its default" and treats that as not given.
+        """
+        given = getattr(self, "given_fields", None)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name, value in preset.items():
+            if (name not in given) if given is not None else (getattr(self, name) == defaults[name]):
+                setattr(self, name, value)
+
 
 # --- type checking of values from files ------------------------------------------------------
 
@@ -150,5 +163,6 @@ def build_config(config_class: type, file_values: dict[str, Any] | None = None, 
     values = checked_values(config_class, file_values or {}, "config file")
     values.update(checked_values(config_class, overrides, "option"))
     config = config_class(**values)
+    config.given_fields = frozenset(values)  # not a field: records and keys stay as they were
     config.validate()
     return config

@@ -205,9 +205,7 @@ class SFDConfig(MethodConfig):
             if getattr(self, name) not in (defaults[name], 0.0):  # 0: already applied (validate may run twice)
                 raise ConfigError(f"--stage distil has no forget terms: drop --{name.replace('_', '-')}")
             setattr(self, name, 0.0)
-        for name, value in DISTIL.items():
-            if getattr(self, name) == defaults[name]:
-                setattr(self, name, value)
+        self.apply_preset(DISTIL)
         if self.generator_init == TEACHER:
             self.generator_init = None
 

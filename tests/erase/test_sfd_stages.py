@@ -26,6 +26,21 @@ def test_distil_stage_refuses_what_only_forgetting_uses_and_takes_its_own_defaul
     assert config.lr == 3e-4 and config.steps == DISTIL["steps"] and config.lr_fake == DISTIL["lr_fake"]
 
 
+def test_an_explicit_value_equal_to_the_default_beats_the_stage_and_preset_defaults(tmp_path):
+    from erase.advunlearn import OFFICIAL, AdvUnlearnConfig
+    from erase.config import build_config
+
+    (tmp_path / "p.txt").write_text("a photo of a dog\n")
+    given = build_config(SFDConfig, stage="distil", remain_prompts=str(tmp_path / "p.txt"), ema_halflife=0, lr=3e-5)
+    assert (given.ema_halflife, given.lr) == (0, 3e-5)  # both are stage two's defaults, typed on purpose
+    assert given.steps == DISTIL["steps"] and given.lr_fake == DISTIL["lr_fake"]
+    untouched = build_config(SFDConfig, stage="distil", remain_prompts=str(tmp_path / "p.txt"))
+    assert untouched.ema_halflife == DISTIL["ema_halflife"] and untouched.lr == DISTIL["lr"]
+    official = build_config(AdvUnlearnConfig, concepts=["star"], preset="official", lr=1e-3)
+    assert official.lr == 1e-3 and official.attack_steps == OFFICIAL["attack_steps"]
+    assert build_config(AdvUnlearnConfig, concepts=["star"], preset="official").lr == OFFICIAL["lr"]
+
+
 def test_distil_on_your_own_model_needs_remain_prompts(tiny_pipe):
     with pytest.raises(ConfigError, match="--remain-prompts"):
         erase(tiny_pipe, SFDConfig(stage="distil", steps=1, batch_size=1), progress=False)
