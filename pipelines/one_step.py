@@ -56,10 +56,14 @@ def one_step_generate(backbone: Backbone, z: torch.Tensor, cond: Cond, t_init: i
 
 
 def one_step_scheduler(scheduler_config: Any):
-    """The stock scheduler that, called with ``timesteps=[t_init]``, samples a one-step generator."""
+    """The stock scheduler that, called with ``timesteps=[t_init]``, samples a one-step generator.
+
+    ``steps_offset`` is unused by trailing spacing and explicit timesteps; it is 1 only because
+    diffusers' pipeline warns about (and rewrites) any other value on every load.
+    """
     from diffusers import EulerDiscreteScheduler
 
-    return EulerDiscreteScheduler.from_config(scheduler_config, timestep_spacing="trailing", steps_offset=0,
+    return EulerDiscreteScheduler.from_config(scheduler_config, timestep_spacing="trailing", steps_offset=1,
                                               use_karras_sigmas=False, final_sigmas_type="zero")
 
 
