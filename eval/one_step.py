@@ -25,9 +25,10 @@ CHECKPOINT_EVERY = 250
 
 
 def distil_one_step(folder: str, *, steps: int | None = None, seed: int = 0, device: str = "cpu",
-                    overwrite: bool = False, progress: bool = True, timing_repeats: int = 3) -> dict[str, Any]:
+                    overwrite: bool = False, fresh: bool = False, progress: bool = True, timing_repeats: int = 3) -> dict[str, Any]:
     """Distil ``<folder>/pipeline`` into ``<folder>/one_step``; return the manifest's ``one_step`` entry
-    (sampling speed: median of ``timing_repeats`` runs)."""
+    (sampling speed: median of ``timing_repeats`` runs). ``fresh`` discards the checkpoint of an
+    interrupted build instead of resuming it (one of another configuration is refused otherwise)."""
     from erase.config import build_config
     from erase.method import RunOptions
     from erase.registry import get_method
@@ -45,6 +46,8 @@ def distil_one_step(folder: str, *, steps: int | None = None, seed: int = 0, dev
         manifest = json.load(f)
     world = mini_canvas()
     work = os.path.join(folder, f".{ONE_STEP_DIR}.checkpoints")
+    if fresh:
+        shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work, exist_ok=True)
     prompts = os.path.join(work, "prompts.txt")  # every prompt of the world, named as a file so any base folder works
     write_text(prompts, "".join(f"{world.prompt(o, s)}\n" for o in world.objects for s in world.styles))

@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
     distil.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     distil.add_argument("--seed", type=int, default=0)
     distil.add_argument("--overwrite", action="store_true", help="replace an existing one_step folder")
+    distil.add_argument("--fresh", action="store_true", help="ignore the checkpoint of an interrupted build and start over")
     distil.set_defaults(handler=run_distil)
     check = verbs.add_parser("check", help="measure the quality bars of a built mini-canvas folder")
     check.add_argument("--folder", default=mini_canvas_dir(), help="folder to check (default: the shipped one)")
@@ -52,7 +53,7 @@ def run_distil(args) -> int:
     from ..one_step import distil_one_step
 
     entry = distil_one_step(args.folder, steps=args.steps, seed=args.seed, device=resolve_device(args.device),
-                            overwrite=args.overwrite, progress=not args.quiet)
+                            overwrite=args.overwrite, fresh=args.fresh, progress=not args.quiet)
     print(json.dumps(entry, indent=2))
     return 0
 
