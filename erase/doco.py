@@ -48,7 +48,8 @@ where and the fix, keeping the last good trained tensors (``erase run`` writes t
 
 Not implemented from the official code: the random-resize augmentation with its valid-region
 mask and "far away"/"zoomed in" prompt prefixes (mini-canvas images are 32 px; hflip is kept).
-The discriminator is not part of resumable checkpoints: a resumed run starts a fresh D.
+A resumed run restores the discriminator and its optimiser from the checkpoint with the UNet's
+tensors (:meth:`DoCo.auxiliary_state`); the collapse guard's running average starts afresh.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ from .method import ErasureMethod, RunOptions
 from .official import OfficialSchedule
 from .registry import register
 from .surgery import MODES, ConceptPreservingGradient, clip_global_norm_
+from .training import AuxiliaryState
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +209,10 @@ class DoCo(ErasureMethod):
         source="algorithms.md §6 Trained parameters and defaults",
     )
     config: DoCoConfig
+
+    def auxiliary_state(self) -> AuxiliaryState:
+        """The discriminator (with its BatchNorm statistics) and its optimiser, for checkpoints."""
+        return AuxiliaryState(modules={"discriminator": self.d}, optimizers={"discriminator": self.d_opt})
 
     def optimizer(self, params):
         return torch.optim.AdamW(params.values(), lr=self.config.lr, weight_decay=self.config.weight_decay, eps=1e-8)

@@ -17,10 +17,10 @@ pipeline back exactly as it was (weights, ``requires_grad``, gradient checkpoint
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,7 +35,7 @@ from pipelines.params import count
 
 from .config import MethodConfig
 from .official import OfficialSchedule
-from .training import Checkpointer, train
+from .training import AuxiliaryState, Checkpointer, train
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,11 @@ class ErasureMethod(ABC):
     def adjust_gradients(self) -> None:
         """Called after backward, before the optimiser step (gradient masks, surgery)."""
 
+    def auxiliary_state(self) -> AuxiliaryState | None:
+        """What the method trains or accumulates beside the trained tensors (after :meth:`prepare`),
+        for checkpoints: a resumed run restores it instead of restarting it."""
+        return None
+
     def external_inputs(self) -> dict[str, str]:
         """Files the run reads beyond its config and base model, as ``{name: content hash}``.
 
@@ -134,7 +139,8 @@ class ErasureMethod(ABC):
                     self.prepare(backbone, params, originals)
                 checkpointer = None
                 if run.work_dir is not None:
-                    checkpointer = Checkpointer(run.work_dir, self._fingerprint(base_fingerprint, run), run.checkpoint_every)
+                    checkpointer = Checkpointer(run.work_dir, self._fingerprint(base_fingerprint, run), run.checkpoint_every,
+                                                self.auxiliary_state())
                 try:
                     stats = train(
                         params,

@@ -40,8 +40,8 @@ Faithfulness and deviations:
     official v branch uses SNR/(SNR+1) weights).
   * Gradient-value clipping (``clip_value``) is applied to both networks; non-finite gradient
     entries are zeroed, as the official code does, before the finiteness check of the loop.
-  * Resuming a killed run (``--work-dir``) restores ``G`` but not the fake score (it is rebuilt
-    from the teacher) nor G's moving average (``ema_halflife``; it restarts from the restored G).
+  * Resuming a killed run restores ``G``, the fake score with its optimiser and G's moving
+    average (``ema_halflife``) from the checkpoint, so it continues as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ from .official import OfficialSchedule
 from .registry import register
 from .sid import fake_score_loss, keep_or_replace, kept_rows, sid_generator_loss
 from .templates import prompt_list
+from .training import AuxiliaryState
 
 logger = logging.getLogger(__name__)
 
@@ -327,7 +328,8 @@ class SFD(ErasureMethod):
         self.backbone, self.params = backbone, params
         self.on_shipped_base = _is_shipped_unet(originals)
         self.sources = {"generator_init": self._init_generator(params)}
-        self.ema: dict[str, torch.Tensor] | None = None  # G's moving average, started by the first step that runs
+        # G's moving average, from G's start (a resumed run restores it from the checkpoint)
+        self.ema = {n: p.detach().clone() for n, p in params.items()} if cfg.ema_halflife else None
         remain, forget, override = self._prompts()
         self.sources.update(remain=len(remain), forget=len(forget), override_examples=list(zip(forget, override))[:3])
         with torch.no_grad():
@@ -346,6 +348,12 @@ class SFD(ErasureMethod):
         self.teacher, self.fake = _with_unet(backbone, teacher), _with_unet(backbone, fake)
         self.fake_params = list(fake.parameters())
         self.fake_optimizer = torch.optim.Adam(self.fake_params, lr=cfg.lr_fake, betas=(cfg.adam_beta1, 0.999))
+
+    def auxiliary_state(self) -> AuxiliaryState:
+        """The fake score with its optimiser and G's EMA: without them a resumed run would restart
+        the fake score from the teacher and the average from the restored G."""
+        return AuxiliaryState(modules={"fake_score": self.fake.unet}, optimizers={"fake_score": self.fake_optimizer},
+                              tensors={"ema": self.ema} if self.ema is not None else {})
 
     def external_inputs(self) -> dict[str, str]:
         """The generator stage two starts from: ``--generator-init``'s weights, or the shipped one's.
@@ -481,10 +489,8 @@ class SFD(ErasureMethod):
                 average.lerp_(current[n].to(average.device, average.dtype), 1.0 - beta)
 
     def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
-        if self.config.ema_halflife and self.ema is None:  # a fresh G, or the G a resumed run restored
-            self.ema = {n: p.detach().clone() for n, p in self.params.items()}
-        elif self.config.ema_halflife:
-            self._update_ema(self.params, step)
+        if self.ema is not None:
+            self._update_ema(self.params, step)  # at step 0 a no-op: the average starts as G
         self.last_fake_loss = self.fake_step(generator)
         return self.generator_loss(generator)
 

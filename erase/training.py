@@ -8,8 +8,8 @@ its last good state: :func:`keep_last_good`. A method supplies ``loss_fn(step, g
 step's randomness must come from that generator, which is seeded from ``(seed, step, rank)``,
 so a resumed run continues exactly as an uninterrupted one would.
 
-Checkpoints are safetensors (trained tensors and optimiser state) plus JSON (step, losses and a
-fingerprint of the run's configuration): no pickle. A checkpoint from a different
+Checkpoints are safetensors (trained tensors, optimiser state, and a method's
+:class:`AuxiliaryState`) plus JSON (step, losses and a fingerprint of the run's configuration): no pickle. A checkpoint from a different
 configuration is never silently reused.
 """
 
@@ -77,13 +77,80 @@ class TrainStats:
         }
 
 
-class Checkpointer:
-    """Saves and restores ``(step, tensors, optimiser state, losses)`` in one folder."""
+@dataclass
+class AuxiliaryState:
+    """What a method trains or accumulates beside its trained tensors: SFD's fake score and its
+    optimiser, DoCo's discriminator, an EMA of the trained tensors.
 
-    def __init__(self, folder: str, fingerprint: str, every: int) -> None:
+    A resumed run restores it with the trained tensors, so it continues as an uninterrupted run
+    would instead of restarting these from scratch. ``modules`` are saved with their buffers
+    (BatchNorm statistics); ``tensors`` are restored in place.
+    """
+
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)
+    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+    tensors: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, torch.Tensor]:
+        """Every module's state and every tensor, under ``aux/<name>/``."""
+        out = {}
+        for name, module in self.modules.items():
+            out.update({f"aux/{name}/{k}": v for k, v in module.state_dict().items()})
+        for name, tensors in self.tensors.items():
+            out.update({f"aux/{name}/{k}": v for k, v in tensors.items()})
+        return out
+
+    def restore(self, saved: Mapping[str, torch.Tensor]) -> list[str]:
+        """Load what ``saved`` holds; return the names it lacks (a checkpoint written before them)."""
+        missing = []
+        for name, target in [*self.modules.items(), *self.tensors.items()]:
+            prefix = f"aux/{name}/"
+            part = {k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix)}
+            if not part:
+                missing.append(name)
+            elif isinstance(target, torch.nn.Module):
+                target.load_state_dict(part)
+            else:
+                with torch.no_grad():
+                    for k, t in target.items():
+                        t.copy_(part[k].to(t.device, t.dtype))
+        return missing
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimiser's state as safetensors-ready tensors under ``prefix`` plus its JSON part."""
+    opt = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for idx, state in opt["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}{idx}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, {"param_groups": opt["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], prefix: str, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            idx, name = key[len(prefix):].split("/", 1)
+            state.setdefault(int(idx), {})[name] = value
+    for idx, scalars in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(scalars)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+class Checkpointer:
+    """Saves and restores ``(step, tensors, optimiser state, losses)`` in one folder, with the
+    method's :class:`AuxiliaryState` if it has one."""
+
+    def __init__(self, folder: str, fingerprint: str, every: int, auxiliary: AuxiliaryState | None = None) -> None:
         self.folder = folder
         self.fingerprint = fingerprint
         self.every = every
+        self.auxiliary = auxiliary or AuxiliaryState()
 
     @property
     def _state(self) -> str:
@@ -94,15 +161,14 @@ class Checkpointer:
 
     def save(self, step: int, params: Mapping[str, torch.nn.Parameter], optimizer, losses: list[float]) -> None:
         tensors = {f"param/{n}": p.detach().cpu().contiguous() for n, p in params.items()}
-        opt = optimizer.state_dict()
-        scalars: dict[str, dict] = {}
-        for idx, state in opt["state"].items():
-            for key, value in state.items():
-                if torch.is_tensor(value):
-                    tensors[f"opt/{idx}/{key}"] = value.detach().cpu().contiguous()
-                else:
-                    scalars.setdefault(str(idx), {})[key] = value
-        meta = {"step": step, "fingerprint": self.fingerprint, "param_groups": opt["param_groups"], "scalars": scalars, "losses": losses}
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer, "opt/")
+        tensors.update(opt_tensors)
+        tensors.update({k: v.detach().cpu().contiguous() for k, v in self.auxiliary.flat().items()})
+        aux_optimizers = {}
+        for name, aux_optimizer in self.auxiliary.optimizers.items():
+            aux_tensors, aux_optimizers[name] = _flatten_optimizer(aux_optimizer, f"auxopt/{name}/")
+            tensors.update(aux_tensors)
+        meta = {"step": step, "fingerprint": self.fingerprint, **opt_meta, "aux_optimizers": aux_optimizers, "losses": losses}
         os.makedirs(self.folder, exist_ok=True)
         with atomic_folder(self._state, overwrite=True) as tmp:
             save_safetensors(tensors, os.path.join(tmp, "state.safetensors"))
@@ -110,7 +176,7 @@ class Checkpointer:
                 json.dump(meta, f)
 
     def load(self, params: Mapping[str, torch.nn.Parameter], optimizer) -> tuple[int, list[float]]:
-        """Restore tensors and optimiser; return ``(last completed step, losses)``."""
+        """Restore tensors, optimiser and auxiliary state; return ``(last completed step, losses)``."""
         with open(os.path.join(self._state, "state.json"), encoding="utf-8") as f:
             meta = json.load(f)
         if meta["fingerprint"] != self.fingerprint:
@@ -122,14 +188,16 @@ class Checkpointer:
         with torch.no_grad():
             for n, p in params.items():
                 p.copy_(tensors[f"param/{n}"].to(p.device, p.dtype))
-        state: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("opt/"):
-                _, idx, name = key.split("/", 2)
-                state.setdefault(int(idx), {})[name] = value
-        for idx, scalars in meta["scalars"].items():
-            state.setdefault(int(idx), {}).update(scalars)
-        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        _restore_optimizer(optimizer, tensors, "opt/", meta)
+        missing = self.auxiliary.restore(tensors)
+        for name, aux_optimizer in self.auxiliary.optimizers.items():
+            if name in meta.get("aux_optimizers", {}):
+                _restore_optimizer(aux_optimizer, tensors, f"auxopt/{name}/", meta["aux_optimizers"][name])
+            else:
+                missing.append(f"{name} optimiser")
+        if missing:
+            logger.warning("the checkpoint in %s holds no %s (written by an older version): they restart from scratch",
+                           self.folder, ", ".join(missing))
         return meta["step"], meta["losses"]
 
 

@@ -63,3 +63,17 @@ def test_nan_stops_with_a_message_and_keeps_the_last_good_state(tmp_path):
     step, losses = ckpt.load(restored, torch.optim.Adam(restored.values(), lr=0.05))
     assert step == 6 and len(losses) == 6
     torch.testing.assert_close(restored["w"].detach(), params["w"].detach())
+
+
+def test_a_checkpoint_without_the_auxiliary_state_resumes_and_says_what_restarts(tmp_path, caplog):
+    from erase.training import AuxiliaryState
+
+    params, loss_fn = problem()
+    train(params, torch.optim.Adam(params.values()), loss_fn, steps=4, seed=0, checkpointer=Checkpointer(str(tmp_path), "abc", 2), progress=False)
+    critic = torch.nn.Linear(2, 1)
+    before = {k: v.clone() for k, v in critic.state_dict().items()}
+    auxiliary = AuxiliaryState(modules={"critic": critic}, optimizers={"critic": torch.optim.Adam(critic.parameters())})
+    with caplog.at_level("WARNING"):
+        step, _ = Checkpointer(str(tmp_path), "abc", 2, auxiliary).load(params, torch.optim.Adam(params.values()))
+    assert step == 2 and "holds no critic, critic optimiser" in caplog.text
+    assert all(torch.equal(critic.state_dict()[k], v) for k, v in before.items())  # left as it was
