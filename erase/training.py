@@ -9,8 +9,8 @@ step's randomness must come from that generator, which is seeded from ``(seed, s
 so a resumed run continues exactly as an uninterrupted one would.
 
 Checkpoints are safetensors (trained tensors, optimiser state, and a method's
-:class:`AuxiliaryState`) plus JSON (step, losses and a fingerprint of the run's configuration): no pickle. A checkpoint from a different
-configuration is never silently reused.
+:class:`AuxiliaryState`) plus JSON (step, losses and a fingerprint of the run's
+configuration): no pickle. A checkpoint from a different configuration is never silently reused.
 """
 
 from __future__ import annotations
