@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from pipelines.atomic import write_text
+from pipelines.errors import ConfigError
 
 from .cells import Cell, drift_of, read_record, sample_ms_per_image
 
@@ -58,11 +59,19 @@ def flags(settings: dict[str, Any]) -> list[str]:
     return argv
 
 
+class _RaisingParser(argparse.ArgumentParser):
+    """A parser whose errors are exceptions, not a usage text and an exit: the bench reports them."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message}")
+
+
 def parse(module: str, argv: list[str]) -> argparse.Namespace:
-    """``argv`` parsed by the ``erase`` subcommand of ``module``'s own parser (its checks, its defaults)."""
+    """``argv`` parsed by the ``erase`` subcommand of ``module``'s own parser (its checks, its
+    defaults); a bad argument raises :class:`ConfigError` naming it."""
     import importlib
 
-    parser = argparse.ArgumentParser(prog="erase")
+    parser = _RaisingParser(prog="erase")
     importlib.import_module(module).add_parser(parser.add_subparsers())
     return parser.parse_args(argv)
 

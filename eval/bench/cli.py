@@ -139,8 +139,8 @@ def _check_attack(cell: Cell) -> None:
 
     try:
         parse("attacks.cli", attack_argv(cell, cell.folder("OUT")))
-    except SystemExit:
-        raise ConfigError(f"the attack options do not parse as `erase attack {ATTACK}` options (message above); "
+    except ConfigError as e:
+        raise ConfigError(f"the attack options do not parse as `erase attack {ATTACK}` options ({e}); "
                           "fix --attack-option or the --attack-* flags") from None
 
 

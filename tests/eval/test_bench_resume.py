@@ -163,8 +163,10 @@ def test_a_record_from_before_the_drift_key_gets_it_from_its_eval_json_and_is_no
 
 
 def test_a_bad_attack_option_fails_before_any_cell_runs(fakes, tmp_path, capsys):
-    with pytest.raises(ConfigError, match="attack-option"):
+    with pytest.raises(ConfigError, match="attack-option") as error:
         bench(tmp_path / "bench", "--attack-option", "no_such_flag=1")
+    assert "unrecognized arguments: --no-such-flag 1" in str(error.value)  # the message names the bad flag
+    assert "usage:" not in capsys.readouterr().err  # and no argparse usage text comes before it
     assert fakes.calls == []
 
 
