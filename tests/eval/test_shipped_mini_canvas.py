@@ -47,7 +47,7 @@ def test_shipped_pipeline_draws_what_it_is_asked():
 
 
 def test_shipped_one_step_generator_draws_what_it_is_asked():
-    """Manifest (4 seeds): object 100, style 82.5; one seed here, so the style floor leaves a margin."""
+    """Manifest (4 seeds): object 100, style 88.75; seed 0 alone: 100 / 90. The style floor leaves a margin."""
     world = mini_canvas()
     generator = ErasureResult.load(mini_canvas_file("one_step"))
     assert generator.t_init == 625 and generator.concepts == []
@@ -55,7 +55,7 @@ def test_shipped_one_step_generator_draws_what_it_is_asked():
     with generator.applied(pipe):  # checks that it was distilled from this very base
         result = generated_accuracy(world, world.judge(), pipe, SamplerSettings(), seeds=[0], progress=False)
     assert result["object"] >= 95, result
-    assert result["style"] >= 70, result
+    assert result["style"] >= 80, result
 
 
 def test_plain_diffusers_draws_the_same_images():
