@@ -121,7 +121,7 @@ def _earlier_rows(path: str, setting: dict) -> list[dict]:
         return []
     with open(path, encoding="utf-8") as f:
         earlier = json.load(f)
-    theirs = {key: earlier.get(key) for key in setting}
+    theirs = {key: earlier.get(key, False if key == "gradient_checkpointing" else None) for key in setting}  # schema 1: no key, off
     if theirs != setting:
         raise ConfigError(f"{path} holds timings on {_describe(theirs)}, this run is on {_describe(setting)}: pass another --out")
     return earlier["rows"]

@@ -129,6 +129,11 @@ def test_timings_of_another_device_in_out_are_refused_not_mixed(tmp_path, monkey
     assert "holds timings on NVIDIA H200, mixed precision no, gradient checkpointing off" in err and "pass another --out" in err
     assert json.loads((tmp_path / "timing.json").read_text())["device"] == "NVIDIA H200"  # untouched
 
+    del summary["gradient_checkpointing"]  # a table written before the setting existed: checkpointing was off
+    (tmp_path / "timing.json").write_text(json.dumps(summary))
+    assert main(["-q", *args, "--methods", "fewshot"]) == 0
+    assert [r["method"] for r in json.loads((tmp_path / "timing.json").read_text())["rows"]] == ["esd", "fewshot"]
+
 
 def test_precision_and_checkpointing_reach_the_timed_run_and_the_table(tmp_path, monkeypatch):
     calls = []
