@@ -86,7 +86,8 @@ def measure(method: str, iterations: int, device: str, mixed_precision: str, opt
         return original_loss(step, generator)
 
     instance.loss = timed_loss
-    result = instance.fit(pipe, erase.RunOptions(mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing, progress=False))
+    run = erase.RunOptions(mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing, progress=False)
+    result = instance.fit(pipe, run)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     per_iteration = gaps[warmup:] or gaps or [result.record["cost"]["train_seconds"] / max(len(times), 1)]
     return {
