@@ -64,6 +64,12 @@ def num_processes() -> int:
     return _state().num_processes
 
 
+def metrics_sync() -> bool:
+    """The ``sync_on_compute`` of a torchmetrics metric made here: sum over processes when the
+    images are split among them, not inside ``alone()`` (a bench cell's images are all its own)."""
+    return num_processes() > 1
+
+
 def is_main_process() -> bool:
     return _state().is_main_process
 

@@ -93,7 +93,7 @@ def clip_score(images: Sequence[Image.Image], prompts: Sequence[str], model: nn.
     context_length = tokenizer(["probe"]).shape[-1]
     adapter = _OpenClipAsHF(model, context_length)
     metric = CLIPScore(model_name_or_path=lambda: (adapter, _OpenClipProcessor(preprocess, tokenizer)),
-                       sync_on_compute=sharding.num_processes() > 1).to(device)  # alone(): this cell only
+                       sync_on_compute=sharding.metrics_sync()).to(device)  # alone(): this cell only
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             batch = [_as_uint8_tensor(image, device) for image in images[start:start + batch_size]]

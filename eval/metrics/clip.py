@@ -80,7 +80,7 @@ class ClipScorer:
             processor = CLIPProcessor.from_pretrained(folder, local_files_only=True)
             adapter = _HFClipFeatures(model)
             self._metric = CLIPScore(model_name_or_path=lambda: (adapter, processor),
-                                     sync_on_compute=sharding.num_processes() > 1).to(device)  # alone(): this cell only
+                                     sync_on_compute=sharding.metrics_sync()).to(device)  # alone(): this cell only
             self._weights = os.path.join(folder, "model.safetensors")
 
     @classmethod

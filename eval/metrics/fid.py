@@ -151,7 +151,7 @@ class Fid:
     def __init__(self, extractor: nn.Module) -> None:
         self.extractor = extractor
         self.metric = FrechetInceptionDistance(feature=extractor, reset_real_features=False,
-                                               sync_on_compute=sharding.num_processes() > 1)
+                                               sync_on_compute=sharding.metrics_sync())
 
     def update(self, images: np.ndarray, real: bool) -> None:
         """``images``: (N, H, W, 3) uint8."""
