@@ -4,7 +4,7 @@
     erase bench --quick --out runs/bench-quick        # one style and one object (stripes, star), 2 seeds
     erase bench --methods esd --targets styles --out runs/bench
     erase bench --methods esd --attack --out runs/bench-esd   # + UnlearnDiffAtk on the attack subset
-    accelerate launch --multi_gpu --num_processes 2 -m erase bench --out runs/bench   # cells split over 2 processes
+    accelerate launch --multi_gpu --num_processes 2 -m erase bench --out runs/bench   # each process takes the next free cell
     erase bench --timing-only --out runs/cost         # seconds/iteration, projected s/concept, memory at SD 1.5 scale
     erase bench --methods doco --targets stripes,star --out runs/ablation \
         --variant doco-off=doco:surgery=off --variant doco-pcgrad=doco:surgery=pcgrad   # one method, three rows
@@ -39,8 +39,7 @@ from .variants import parse_variants
 logger = logging.getLogger("erase")
 
 #: ``--quick``: one style and one object that every method is expected to erase: a smoke
-#: leaderboard of every registered method. Its cells, measured inside loaded bench runs, add up
-#: to about 35 minutes of one core (README, "Running the bench yourself"); not yet timed whole.
+#: leaderboard of every registered method (README, "Running the bench yourself", says how long it takes).
 QUICK_TARGETS = ("stripes", "star")
 QUICK_SEEDS = 2
 ATTACK = "unlearndiffatk"
@@ -189,9 +188,9 @@ def plan_cells(args) -> list[Cell]:
 
 def run(args) -> int:
     from pipelines import load_pipeline
-    from pipelines.sharding import my_share, wait_for_everyone
 
     from .cell import run_cell
+    from .claims import claim, start_run
 
     if args.timing_only:
         from .cost import run as run_timing
@@ -205,13 +204,15 @@ def run(args) -> int:
         _check_attack(cell)
     todo = [c for c in cells if args.rerun or not is_done(c, args.out)]
     logger.info("%d cells, %d to run (%d already done)", len(cells), len(todo), len(cells) - len(todo))
-    wait_for_everyone()  # every process has read the same finished set before any process adds to it
-    mine = my_share(todo)
-    if mine:
-        pipe = load_pipeline(args.model)
-        for i, cell in enumerate(mine, 1):
-            logger.info("cell %d/%d: %s erases %s%s", i, len(mine), cell.label, cell.target, " (+ attack)" if cell.attack else "")
-            run_cell(cell, args.out, pipe, progress=not args.quiet)
+    run_id = start_run(args.out)  # after every process has read the same finished set, before any adds to it
+    pipe = None
+    for i, cell in enumerate(todo, 1):
+        if not claim(cell, args.out, run_id):
+            continue  # another process has it
+        logger.info("cell %d/%d: %s erases %s%s", i, len(todo), cell.label, cell.target, " (+ attack)" if cell.attack else "")
+        if pipe is None:
+            pipe = load_pipeline(args.model)
+        run_cell(cell, args.out, pipe, progress=not args.quiet)
     # No barrier here: cells take hours and a collective would time out. Each process writes the
     # outputs from the records on disk when it finishes, under a file lock, so the last one to
     # take the lock reads every finished record and writes the complete outputs.
