@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import logging
 import os
 import re
@@ -61,7 +60,7 @@ from safetensors.torch import load_file
 from pipelines import ErasureResult
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError
-from pipelines.fingerprint import file_sha256, tensors_sha256
+from pipelines.fingerprint import tensors_sha256, weights_sha256
 from pipelines.one_step import one_step_generate, sampling_block
 from pipelines.params import select_parameters
 from pipelines.shipped import mini_canvas_dir, shipped_one_step_dir
@@ -373,8 +372,7 @@ class SFD(ErasureMethod):
         folder = cfg.generator_init if cfg.generator_init is not None else shipped_one_step_dir()
         if cfg.stage != "forget" or folder == TEACHER or not os.path.isdir(folder):
             return {}
-        weights = sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files if f.endswith(".safetensors"))
-        return {"generator": hashlib.sha256("".join(file_sha256(w) for w in weights).encode()).hexdigest()}
+        return {"generator": weights_sha256(folder)}
 
     def _init_generator(self, params: dict[str, torch.nn.Parameter]) -> str:
         """Load G's starting weights (see the module docstring); return where they came from."""

@@ -9,6 +9,7 @@ were loaded as float32 or as exactly-representable float16.
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Mapping
 
 import torch
@@ -43,3 +44,13 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def weights_sha256(path: str) -> str:
+    """SHA-256 of a model's weights as stored: a checkpoint file's own hash, or, for a folder, the
+    hash of its ``.safetensors`` files' hashes in sorted path order (nothing is loaded, so a
+    multi-gigabyte model costs one read)."""
+    if os.path.isfile(path):
+        return file_sha256(path)
+    weights = sorted(os.path.join(root, f) for root, _, files in os.walk(path) for f in files if f.endswith(".safetensors"))
+    return hashlib.sha256("".join(file_sha256(w) for w in weights).encode()).hexdigest()

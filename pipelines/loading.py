@@ -110,6 +110,15 @@ def _from_hub(repo_id: str, dtype: torch.dtype | None) -> Any:
     )
 
 
+def local_weights(source: str) -> str | None:
+    """The file or folder that holds ``source``'s weights on this machine (the shipped pipeline
+    folder for ``mini-canvas``), for fingerprinting a model without loading it; None for a hub id."""
+    source = os.path.expanduser(source)
+    if source == MINI_CANVAS:
+        return mini_canvas_file("pipeline")
+    return source if os.path.exists(source) else None
+
+
 def resolve_device(name: str | None) -> str:
     """The torch device a ``--device`` flag names, checked before anything is loaded.
 

@@ -27,7 +27,7 @@ from typing import Any
 from pipelines.atomic import write_text
 from pipelines.errors import ConfigError
 
-from .cells import Cell, drift_of, read_record, sample_ms_per_image
+from .cells import Cell, drift_of, read_record, same_model, sample_ms_per_image
 
 ATTACK_KEY_FILE = "bench_key.txt"
 
@@ -134,8 +134,9 @@ def machine() -> dict[str, Any]:
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": torch.get_num_threads(), "gpu": gpu}
 
 
-def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[str, Any]:
-    """Bring ``cell`` to done and return its record (``cell.json``)."""
+def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True, model_sha256: str | None = None) -> dict[str, Any]:
+    """Bring ``cell`` to done and return its record (``cell.json``); ``model_sha256`` is the base
+    model's weights hash (``pipelines.fingerprint.weights_sha256``), kept in the record."""
     from pipelines.sharding import alone
 
     folder = cell.folder(root)
@@ -143,6 +144,10 @@ def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[st
     if previous is not None and previous.get("key") != cell.key:
         logger.info("%s / %s: configuration changed since the last run, redoing the cell", cell.label, cell.target)
         shutil.rmtree(folder)
+    elif previous is not None and not same_model(previous, model_sha256):
+        logger.info("%s / %s: the base model's weights changed since the last run, redoing the cell", cell.label, cell.target)
+        shutil.rmtree(folder)
+        previous = None
     os.makedirs(folder, exist_ok=True)
     started = time.perf_counter()
     with alone():
@@ -177,6 +182,7 @@ def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True) -> dict[st
                  "attack_seconds": (robustness or {}).get("seconds")},
         "cell_seconds_this_run": round(time.perf_counter() - started, 2),
         "machine": machine(),
+        **({"model_sha256": model_sha256} if model_sha256 else {}),
     }
     write_text(os.path.join(folder, "cell.json"), json.dumps(record, indent=2) + "\n")
     return record

@@ -6,8 +6,10 @@ the same *key* as the cell now planned. The key is a hash of everything that dec
 cell's result (method name and version, its full config, the base model's name, the eval
 settings, and the content of files the method reads beyond its config: ``external_inputs``), so a
 finished cell is never redone unless asked, and a cell whose method version, config or inputs
-changed is redone, alone. The base model enters by name only: retraining the shipped model does
-not redo cells (pass ``--rerun``).
+changed is redone, alone. The base model enters the key by name; its weights are checked apart:
+each record keeps the SHA-256 of the base model's weight files (``model_sha256``), and a cell
+recorded on other weights (a retrained shipped model, a replaced checkpoint) is redone. Records
+written before the bench kept that hash are trusted as they are (the bench says how many).
 
 A cell on the attack subset also carries its attack settings (the ``erase attack`` flags). They
 have a key of their own (``attack_key``, over the cell's key and those settings) that is not part
@@ -112,9 +114,18 @@ def with_eval_columns(record: dict[str, Any], folder: str) -> dict[str, Any]:
             "cost": {**record.get("cost", {}), "sample_ms_per_image": sample_ms_per_image(evaluation)}}
 
 
-def is_done(cell: Cell, root: str) -> bool:
-    """Finished with this very key, and, for an attacked cell, attacked with these very settings."""
+def same_model(record: dict[str, Any], model_sha256: str | None) -> bool:
+    """False only when both the record and the bench know the base model's weights and they differ."""
+    recorded = record.get("model_sha256")
+    return recorded is None or model_sha256 is None or recorded == model_sha256
+
+
+def is_done(cell: Cell, root: str, model_sha256: str | None = None) -> bool:
+    """Finished with this very key on these very base weights, and, for an attacked cell, attacked
+    with these very settings."""
     record = read_record(cell, root)
     if record is None or record.get("status") != "done" or record.get("key") != cell.key:
+        return False
+    if not same_model(record, model_sha256):
         return False
     return cell.attack is None or (record.get("robustness") or {}).get("key") == cell.attack_key

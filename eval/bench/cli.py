@@ -202,7 +202,9 @@ def run(args) -> int:
     cells = plan_cells(args)
     for cell in [c for c in cells if c.attack][:1]:
         _check_attack(cell)
-    todo = [c for c in cells if args.rerun or not is_done(c, args.out)]
+    model_sha256 = _model_sha256(args.model)
+    todo = [c for c in cells if args.rerun or not is_done(c, args.out, model_sha256)]
+    _warn_unhashed([c for c in cells if c not in todo], args.out)
     logger.info("%d cells, %d to run (%d already done)", len(cells), len(todo), len(cells) - len(todo))
     run_id = start_run(args.out)  # after every process has read the same finished set, before any adds to it
     pipe = None
@@ -212,7 +214,7 @@ def run(args) -> int:
         logger.info("cell %d/%d: %s erases %s%s", i, len(todo), cell.label, cell.target, " (+ attack)" if cell.attack else "")
         if pipe is None:
             pipe = load_pipeline(args.model)
-        run_cell(cell, args.out, pipe, progress=not args.quiet)
+        run_cell(cell, args.out, pipe, progress=not args.quiet, model_sha256=model_sha256)
     # No barrier here: cells take hours and a collective would time out. Each process writes the
     # outputs from the records on disk when it finishes, under a file lock, so the last one to
     # take the lock reads every finished record and writes the complete outputs.
@@ -222,6 +224,24 @@ def run(args) -> int:
         write_outputs(args.out, records, seconds_this_run=time.perf_counter() - started)
     logger.info("wrote %s/leaderboard.md (%d cells) in %.0f s", args.out, len(records), time.perf_counter() - started)
     return 0
+
+
+def _model_sha256(model: str) -> str | None:
+    """The base model's weights hash, which every record keeps (None for a hub id: loading it fails
+    offline with its own message)."""
+    from pipelines.fingerprint import weights_sha256
+    from pipelines.loading import local_weights
+
+    path = local_weights(model)
+    return weights_sha256(path) if path else None
+
+
+def _warn_unhashed(finished: list[Cell], out: str) -> None:
+    """Finished cells recorded before records kept the base model's hash are reused unchecked: say so."""
+    unhashed = sum(1 for c in finished if "model_sha256" not in (read_record(c, out) or {}))
+    if unhashed:
+        logger.warning("%d finished cells in %s were recorded before the bench kept the base model's hash; they are "
+                       "reused as they are: pass --rerun if the base model changed since they ran", unhashed, out)
 
 
 @contextmanager

@@ -211,3 +211,38 @@ def test_two_processes_split_the_cells_without_overlap(fakes, monkeypatch, tmp_p
     assert all(any(method == "esd" for method, _ in share) for share in cells.values())
     assert len(cells[0]) + len(cells[1]) == 8 == len([c for c in fakes.calls if c[0] == "erase"])
     assert json.loads((tmp_path / "bench" / "leaderboard.json").read_text())["cells"] == 8
+
+
+def test_cells_recorded_on_other_base_weights_are_redone(fakes, monkeypatch, tmp_path, caplog):
+    """The key names the base model; its weights hash, kept in each record, catches a retrained one.
+    A record from before the hash was kept is reused, and the bench says so."""
+    out = tmp_path / "bench"
+    monkeypatch.setattr(cli, "_model_sha256", lambda model: "weights-a")
+    bench(out)
+    assert json.loads((out / "cells" / "esd" / "star" / "cell.json").read_text())["model_sha256"] == "weights-a"
+    fakes.calls.clear()
+    bench(out)
+    assert [c for c in fakes.calls if c[0] == "erase"] == []  # same weights: nothing redone
+    legacy = out / "cells" / "esd" / "star" / "cell.json"
+    legacy.write_text(json.dumps({k: v for k, v in json.loads(legacy.read_text()).items() if k != "model_sha256"}))
+    monkeypatch.setattr(cli, "_model_sha256", lambda model: "weights-b")
+    with caplog.at_level("WARNING", logger="erase"):
+        bench(out)
+    erased = {c[1:3] for c in fakes.calls if c[0] == "erase"}
+    assert len(erased) == 7 and ("esd", "star") not in erased
+    assert "1 finished cells" in caplog.text and "--rerun" in caplog.text
+
+
+def test_the_weights_hash_follows_the_files(tmp_path):
+    from pipelines.fingerprint import weights_sha256
+    from pipelines.loading import local_weights
+
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "w.safetensors").write_bytes(b"one")
+    (tmp_path / "model_index.json").write_text("{}")
+    first = weights_sha256(local_weights(str(tmp_path)))
+    (tmp_path / "model_index.json").write_text('{"changed": "not weights"}')
+    assert weights_sha256(str(tmp_path)) == first
+    (tmp_path / "unet" / "w.safetensors").write_bytes(b"two")
+    assert weights_sha256(str(tmp_path)) != first
+    assert local_weights("owner/some-hub-model") is None and local_weights("mini-canvas").endswith("pipeline")
