@@ -238,8 +238,10 @@ def _model_sha256(model: str) -> str | None:
 
 def _warn_unhashed(finished: list[Cell], out: str) -> None:
     """Finished cells recorded before records kept the base model's hash are reused unchecked: say so."""
+    from pipelines.sharding import is_main_process
+
     unhashed = sum(1 for c in finished if "model_sha256" not in (read_record(c, out) or {}))
-    if unhashed:
+    if unhashed and is_main_process():  # once, not once per process
         logger.warning("%d finished cells in %s were recorded before the bench kept the base model's hash; they are "
                        "reused as they are: pass --rerun if the base model changed since they ran", unhashed, out)
 
