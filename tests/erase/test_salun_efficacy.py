@@ -1,37 +1,35 @@
 """SalUn on the shipped mini-canvas model: the judge says the target is gone and the rest stays.
 
-CI-sized: one style target, ``steps=STEPS`` (the default config otherwise), then one seed of
-every object x style prompt (100 images, the ``erase eval`` protocol at seed 0 only) drawn from
-the erased model and read by the shipped judge through ``eval.runner.score_model``, the code
-``erase eval`` runs.
+CI-sized: a style target and an object target, ``steps=STEPS`` (the default config otherwise),
+then one seed of every object x style prompt (100 images, the ``erase eval`` protocol at seed 0
+only) drawn from the erased model and read by the shipped judge through
+``eval.runner.score_model``, the code ``erase eval`` runs.
 
-Measured (see ``MEASURED``) on the candidate CPU build of the model, 2-core machine shared
-with other jobs, OMP_NUM_THREADS=1, seed 0; the thresholds sit below the measurements by
-about one image per class (10 points on UA, whose class has 10 images here) so that a
-correct implementation passes and a broken one (no forgetting, or a model wrecked outside
-the target) fails.
+Measured (see ``MEASURED``) on the shipped model, 2-core machine, OMP_NUM_THREADS=2, seed 0, one
+run each, about 30 s per target. The floors sit below the measurements by about one image per
+class (10 points on UA, whose class has 10 images here) so that a correct implementation passes
+and a broken one (no forgetting, or a model wrecked outside the target) fails. Square is there
+because the earlier default learning rate (1e-4) left it untouched: UA 0 at these settings.
 """
 
 import pytest
 
 from erase import SalUnConfig, erase
-from tests.erase.efficacy import judged, shipped_pipeline
+from tests.erase.efficacy import assert_floors, judged, shipped_pipeline
 
 pytestmark = pytest.mark.slow
 
 STEPS = 100
-#: stripes, steps=100, seed 0, one run, ``erase eval --limit 150`` (15 images per style) with the
-#: candidate model's judge: the erased model's UA / IRA / CRA and the base model's IRA (its CRA
-#: is 100, UA 0). Per style after erasure: rings 40, gradient and zigzag 67, the others 80-100.
-MEASURED = {"ua": 100.0, "ira": 81.48, "cra": 100.0, "base_ira": 87.41}
+#: target -> the erased model's UA / IRA / CRA (steps=100, the default lr 3e-4, seed 0, one run).
+#: At lr 1e-4 the same runs gave stripes 100 / 82.2 / 100 and square 0 / 100 / 85.
+MEASURED = {"stripes": {"ua": 100.0, "ira": 74.44, "cra": 100.0}, "square": {"ua": 100.0, "ira": 100.0, "cra": 84.0}}
+FLOORS = {"stripes": {"ua": 80.0, "ira": 65.0, "cra": 90.0}, "square": {"ua": 80.0, "ira": 90.0, "cra": 75.0}}
 
 
-def test_salun_erases_a_style_and_keeps_the_rest():
+@pytest.mark.parametrize("target, kind", [("stripes", "style"), ("square", "object")])
+def test_salun_erases_the_target_and_keeps_the_rest(target, kind):
     pipe = shipped_pipeline()
-    result = erase(pipe, SalUnConfig(concepts=["stripes"], steps=STEPS, seed=0), progress=False)
+    result = erase(pipe, SalUnConfig(concepts=[target], steps=STEPS, seed=0), progress=False)
     with result.applied(pipe):
-        scored = judged(pipe, "stripes", "style")
-    metrics = scored["metrics"]
-    assert metrics["ua"] >= 80, scored["per_class"]
-    assert metrics["ira"] >= 70, scored["per_class"]
-    assert metrics["cra"] >= 90, scored["per_class"]
+        scored = judged(pipe, target, kind)
+    assert_floors(scored["metrics"], FLOORS[target], scored["per_class"])
