@@ -3,6 +3,8 @@
 * judge on fresh renders (``diffusion-heldout`` seeds, which no model trained on);
 * the pipeline's own samples (every object x style prompt, several seeds, its default sampler
   settings) as the judge reads them, overall and per class;
+* the judge on fresh renders after the pipeline's VAE round trip, per style: where the samples
+  fall short of it, the UNet is what limits them;
 * the mini CLIP's zero-shot accuracy on fresh renders;
 * where the folder ships one (``one_step/``, SFD stage one), the one-step generator's samples as
   the judge reads them, and its sampling speed against the 20-step teacher's;
@@ -21,6 +23,8 @@ import tempfile
 import time
 
 import numpy as np
+import torch
+from PIL import Image
 
 from pipelines import ErasureResult, backbone_for, load_pipeline
 from pipelines.generation import SamplerSettings, generate
@@ -33,14 +37,39 @@ def _per_class(correct: np.ndarray, labels: np.ndarray, names) -> dict[str, floa
     return {name: round(100 * float(correct[labels == i].mean()), 2) for i, name in enumerate(names)}
 
 
-def judge_on_renders(world, judge) -> dict:
+def _fresh_renders(world, per_pair: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(images, object labels, style labels)``: ``per_pair`` renders of every pair at held-out seeds."""
     first = world.seed_range("diffusion-heldout").start
-    items = [(o, s, first + k) for o in world.objects for s in world.styles for k in range(FRESH_PER_PAIR)]
-    images = world.render_batch(items)
+    items = [(o, s, first + k) for o in world.objects for s in world.styles for k in range(per_pair)]
+    true_obj = np.repeat(np.arange(len(world.objects)), len(world.styles) * per_pair)
+    true_sty = np.tile(np.repeat(np.arange(len(world.styles)), per_pair), len(world.objects))
+    return world.render_batch(items), true_obj, true_sty
+
+
+def judge_on_renders(world, judge) -> dict:
+    images, true_obj, true_sty = _fresh_renders(world, FRESH_PER_PAIR)
     obj, sty = judge.predict(list(images))
-    true_obj = np.repeat(np.arange(len(world.objects)), len(world.styles) * FRESH_PER_PAIR)
-    true_sty = np.tile(np.repeat(np.arange(len(world.styles)), FRESH_PER_PAIR), len(world.objects))
     return {"object": round(100 * float((obj == true_obj).mean()), 2), "style": round(100 * float((sty == true_sty).mean()), 2)}
+
+
+def judge_on_vae_round_trip(world, judge, pipe, per_pair: int = 4) -> dict:
+    """The judge on fresh renders after the pipeline's VAE encodes and decodes them, per class.
+
+    The pipeline's samples can only be as legible as what its VAE reproduces: a style the samples
+    miss but the round trip keeps is lost in the UNet (more training), not in the autoencoder.
+    """
+    images, true_obj, true_sty = _fresh_renders(world, per_pair)
+    backbone = backbone_for(pipe)
+    pixels = backbone.from_pil([Image.fromarray(a) for a in images])
+    with torch.no_grad():
+        decoded = torch.cat([backbone.decode(backbone.encode_images(pixels[i : i + 100])) for i in range(0, len(pixels), 100)])
+    obj, sty = judge.predict(backbone.to_pil(decoded))
+    return {
+        "object": round(100 * float((obj == true_obj).mean()), 2),
+        "style": round(100 * float((sty == true_sty).mean()), 2),
+        "per_style": _per_class(sty == true_sty, true_sty, world.styles),
+        "images": len(images),
+    }
 
 
 def generated_accuracy(world, judge, pipe, settings: SamplerSettings, seeds: list[int], progress: bool = True) -> dict:
@@ -115,8 +144,6 @@ def plain_diffusers_identical(folder: str, settings: SamplerSettings, prompt: st
             check=True, cwd=tmp, capture_output=True,
         )
         plain = np.load(out)
-    import torch
-
     pipe = load_pipeline(folder)
     ours = pipe(prompt, num_inference_steps=settings.steps, guidance_scale=settings.guidance,
                 generator=torch.Generator().manual_seed(0), output_type="np").images
@@ -143,6 +170,7 @@ def measure(folder: str, *, seeds: int = 4, progress: bool = True) -> dict:
     results = {
         "judge_on_fresh_renders": judge_on_renders(world, judge),
         "generated": generated_accuracy(world, judge, pipe, settings, list(range(seeds)), progress),
+        "vae_round_trip": judge_on_vae_round_trip(world, judge, pipe),
         "clip_zero_shot": {"object": zero_shot["object_accuracy"], "style": zero_shot["style_accuracy"]},
         "plain_diffusers_identical": plain_diffusers_identical(os.path.join(folder, "pipeline"), settings),
     }
