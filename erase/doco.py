@@ -104,8 +104,9 @@ class DoCoConfig(MethodConfig):
     1e-3 erased as well as 3e-4 but the discriminator's push spread to the other concepts (FID 54-79
     against 38-50); 1e-4 no longer erases dots or star. On all 20 targets (the README's bench), 3e-4
     gives styles 86.5 / 86.8 / 99.0 and objects 98.5 / 92.8 / 85.1 against 93.5 / 82.4 / 90.5 and
-    100 / 85.6 / 84.1 at 1e-3; what it gives up is the styles nearest the anchor "solid": gradient,
-    solid and split keep more of themselves (UA 50, 65, 60 against 70, 80, 85)."""
+    100 / 85.6 / 84.1 at 1e-3; what it gives up is the three flat styles, close to their anchor
+    (solid for gradient and split, gradient for solid): they keep more of themselves (UA 50, 60, 65
+    against 70, 85, 80)."""
 
     steps: int = option(300, "optimiser steps, the discriminator warm-up included (official 2000)")
     warm_up: int = option(100, "first steps that train the discriminator alone; the UNet is untouched (official 1000)")

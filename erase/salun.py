@@ -94,7 +94,8 @@ class SalUnConfig(MethodConfig):
     leaves grid at 5; ``alpha=3`` or ``mask_fraction=0.3`` with 3e-4 trade solid's UA (65, 85) for
     one or two IRA points. Re-run with ``erase bench --methods salun --targets
     square,diamond,solid,grid,rings,stripes --seeds 2 --variant salun-lr1=salun:lr=1e-4 --variant
-    salun-s400=salun:lr=1e-4,steps=400 --variant salun-a3=salun:alpha=3 --out DIR``."""
+    salun-s400=salun:lr=1e-4,steps=400 --variant salun-retain=salun:lr=1e-4,pseudo=retain --variant
+    salun-a3=salun:alpha=3 --variant salun-m3=salun:mask_fraction=0.3 --out DIR``."""
 
     steps: int = option(200, "optimiser steps, each on one forget and one retain batch (the official scripts run 1-5 epochs of the forget set)")
     params: str = option(
