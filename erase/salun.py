@@ -89,7 +89,7 @@ class SalUnConfig(MethodConfig):
     ``--variant``s, UA / IRA / CRA, seed 0): at 1e-4 the relabelling left two objects untouched,
     square 0 / 100 / 86.5 and diamond 5 / 100 / 88, and solid half-erased (65 / 85.6 / 100); at 3e-4
     square is 100 / 99.4 / 90, diamond 100 / 92.2 / 89.5, solid 90 / 85.6 / 100, with the styles'
-    IRA within a point of 1e-4's (stripes 78.9 against 80, rings 86.7 against 87.8). 400 steps at
+    IRA within about a point of 1e-4's (stripes 78.9 against 80, rings 86.7 against 87.8). 400 steps at
     1e-4 erase square and diamond too but take twice as long and leave solid at 60; ``pseudo=retain``
     leaves grid at 5; ``alpha=3`` or ``mask_fraction=0.3`` with 3e-4 trade solid's UA (65, 85) for
     one or two IRA points. Re-run with ``erase bench --methods salun --targets
