@@ -188,6 +188,7 @@ def plan_cells(args) -> list[Cell]:
 
 def run(args) -> int:
     from pipelines import load_pipeline
+    from pipelines.sharding import is_main_process
 
     from .cell import run_cell
     from .claims import claim, start_run
@@ -203,9 +204,11 @@ def run(args) -> int:
     for cell in [c for c in cells if c.attack][:1]:
         _check_attack(cell)
     model_sha256 = _model_sha256(args.model)
-    todo = [c for c in cells if args.rerun or not is_done(c, args.out, model_sha256)]
-    _warn_unhashed([c for c in cells if c not in todo], args.out)
-    logger.info("%d cells, %d to run (%d already done)", len(cells), len(todo), len(cells) - len(todo))
+    done = [not args.rerun and is_done(c, args.out, model_sha256) for c in cells]
+    todo = [c for c, finished in zip(cells, done) if not finished]
+    if is_main_process():  # said once, not once per process
+        _warn_unhashed([c for c, finished in zip(cells, done) if finished], args.out)
+        logger.info("%d cells, %d to run (%d already done)", len(cells), len(todo), len(cells) - len(todo))
     run_id = start_run(args.out)  # after every process has read the same finished set, before any adds to it
     pipe = None
     for i, cell in enumerate(todo, 1):
@@ -238,10 +241,8 @@ def _model_sha256(model: str) -> str | None:
 
 def _warn_unhashed(finished: list[Cell], out: str) -> None:
     """Finished cells recorded before records kept the base model's hash are reused unchecked: say so."""
-    from pipelines.sharding import is_main_process
-
     unhashed = sum(1 for c in finished if "model_sha256" not in (read_record(c, out) or {}))
-    if unhashed and is_main_process():  # once, not once per process
+    if unhashed:
         logger.warning("%d finished cells in %s were recorded before the bench kept the base model's hash; they are "
                        "reused as they are: pass --rerun if the base model changed since they ran", unhashed, out)
 
