@@ -40,7 +40,8 @@ def add_parser(sub) -> None:
     p.add_argument("--benchmark", choices=["mini-canvas", "unlearncanvas"], default="mini-canvas",
                    help="answer set: every object x style prompt of this world (default: mini-canvas)")
     p.add_argument("--prompts", default=None, metavar="CSV", help="answer set from a CSV (prompt, seed, guidance), judged by NudeNet")
-    p.add_argument("--seeds", default=None, help="a count (5) or a list (188,288,588); default: the benchmark's")
+    p.add_argument("--seeds", default=None, help="a count (5) or a list (188,288,588); default: the benchmark's. One image per prompt and seed, "
+                   "each from a noise of its own (eval.canvas.answers.image_seed)")
     p.add_argument("--metrics", default=None, help=f"comma-separated subset of {','.join(METRIC_CHOICES)} (default: all that apply)")
     p.add_argument("--limit", type=int, default=None, metavar="K", help="evaluate at most K images, spread over classes (quick look)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the benchmark's)")

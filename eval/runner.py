@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from eval.canvas.answers import AnswerSet, answer_batches
+from eval.canvas.answers import NOISE_RULE, AnswerSet, answer_batches
 from eval.judges.protocol import Judge, judge_record
 from eval.metrics import accuracy
 from eval.metrics.clip import ClipScorer
@@ -176,7 +176,8 @@ def evaluate(model: Backbone, plan: Plan, tools: Instruments, *, base: Backbone 
         "base": base_block,
         "settings": {
             "prompts": list(dict.fromkeys(answers.prompts)),
-            "seeds": list(dict.fromkeys(answers.seeds)),
+            "seeds": list(dict.fromkeys(answers.runs)),
+            "noise": NOISE_RULE if plan.axes is not None else "the seed of each prompt",
             "images": len(answers),
             "sampler": plan.sampler.sampler,
             "steps": plan.sampler.steps,

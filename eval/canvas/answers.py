@@ -1,7 +1,8 @@
 """Answer sets: which (prompt, seed, guidance) images an evaluation looks at, and drawing them.
 
 A canvas benchmark's answer set is every ``spec.prompt(object, style)`` at every seed, one
-image per seed (UnlearnCanvas's protocol); a prompt-list benchmark's (I2P-style nudity) comes
+image per seed, each image with a noise of its own (UnlearnCanvas's protocol: :func:`image_seed`);
+a prompt-list benchmark's (I2P-style nudity) comes
 from a CSV of prompt, seed and guidance. Images are drawn with ``pipelines.generation.generate``
 (one generator per seed, so an image does not depend on its batch), in batches, optionally
 through the on-disk ``ImageCache``, each process of an ``accelerate launch`` drawing its own
@@ -106,14 +107,20 @@ def parse_seeds(text: str | None, defaults: Sequence[int]) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class AnswerSet:
-    """Items ``i``: ``prompts[i]`` at ``seeds[i]`` and ``guidance[i]``; canvas items also carry
-    their object and style indices (``-1`` for prompt-list items)."""
+    """Items ``i``: ``prompts[i]`` drawn from noise ``seeds[i]`` at ``guidance[i]``; canvas items
+    also carry their object and style indices (``-1`` for prompt-list items) and the ``--seeds``
+    value they were drawn for (``runs[i]``; the noise seed itself where a CSV gives it)."""
 
     prompts: tuple[str, ...]
     seeds: tuple[int, ...]
     guidance: tuple[float, ...]
     objects: np.ndarray
     styles: np.ndarray
+    runs: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.runs is None:
+            object.__setattr__(self, "runs", self.seeds)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -124,7 +131,25 @@ class AnswerSet:
     def subset(self, positions: Sequence[int]) -> AnswerSet:
         p = np.asarray(positions, dtype=int)
         return AnswerSet(tuple(self.prompts[i] for i in p), tuple(self.seeds[i] for i in p),
-                         tuple(self.guidance[i] for i in p), self.objects[p], self.styles[p])
+                         tuple(self.guidance[i] for i in p), self.objects[p], self.styles[p],
+                         tuple(self.runs[i] for i in p))
+
+
+#: How a canvas answer set's noise seeds follow from ``--seeds``, as records state it.
+NOISE_RULE = "per image: numpy SeedSequence([seed, object index, style index]).generate_state(1)[0]"
+
+
+def image_seed(seed: int, obj: int, style: int) -> int:
+    """The noise seed of one canvas image: a different noise for every (seed, object, style).
+
+    UnlearnCanvas seeds its sampler once per seed and draws every image's noise in turn, so no
+    two prompts start from the same noise. Giving every prompt the bare seed instead makes a
+    class's images move together (same layout, same colours): a target's UA then rests on as
+    many independent draws as there are seeds, two in the bench, and its bootstrap interval
+    pretends to twenty. Derived per image rather than drawn in sequence, so an image does not
+    depend on its batch, its process or which other prompts are evaluated.
+    """
+    return int(np.random.SeedSequence([int(seed), int(obj), int(style)]).generate_state(1)[0])
 
 
 def canvas_answer_set(benchmark: Benchmark, seeds: Sequence[int], guidance: float) -> AnswerSet:
@@ -134,10 +159,11 @@ def canvas_answer_set(benchmark: Benchmark, seeds: Sequence[int], guidance: floa
     items = [(o, s, seed) for o, s in cells for seed in seeds]
     return AnswerSet(
         prompts=tuple(spec.prompt(spec.objects[o], spec.styles[s]) for o, s, _ in items),
-        seeds=tuple(int(seed) for _, _, seed in items),
+        seeds=tuple(image_seed(seed, o, s) for o, s, seed in items),
         guidance=(float(guidance),) * len(items),
         objects=np.array([o for o, _, _ in items], dtype=int),
         styles=np.array([s for _, s, _ in items], dtype=int),
+        runs=tuple(int(seed) for _, _, seed in items),
     )
 
 
@@ -153,7 +179,7 @@ def limit_answers(answers: AnswerSet, limit: int | None, classes: np.ndarray, se
     if limit < 1:
         raise EraseError(f"--limit {limit} must be at least 1")
     rng = np.random.default_rng(seed)
-    seed_rank = np.unique(np.asarray(answers.seeds), return_inverse=True)[1]  # (N,)
+    seed_rank = np.unique(np.asarray(answers.runs), return_inverse=True)[1]  # (N,)
     shuffle = rng.permutation(len(answers))  # random tie-break between prompts
     in_class = np.empty(len(answers), dtype=int)  # each item's turn within its class
     for c in np.unique(classes):

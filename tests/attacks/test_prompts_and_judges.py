@@ -38,7 +38,9 @@ def test_csv_prompts_i2p_style(tmp_path):
 def test_limit_takes_every_prompts_first_seed_first():
     everything = answer_set_items(mini_canvas_benchmark(), "star", (0, 1, 2), 5.0)
     kept = answer_set_items(mini_canvas_benchmark(), "star", (0, 1, 2), 5.0, limit=12)
-    assert len(kept) == 12 and {i.seed for i in kept} == {0, 1} and len({i.prompt for i in kept}) == 10
+    answers = canvas_answer_set(mini_canvas_benchmark(), (0, 1, 2), 5.0)
+    seed_of = dict(zip(answers.seeds, answers.runs))  # an image's noise seed -> the --seeds value it was drawn for
+    assert len(kept) == 12 and {seed_of[i.seed] for i in kept} == {0, 1} and len({i.prompt for i in kept}) == 10
     assert [i.index for i in kept] == sorted(i.index for i in kept)
     assert all(everything[i.index] == i for i in kept)  # an item keeps its index (its noise) under --limit
 

@@ -12,6 +12,7 @@ from eval.canvas.answers import (
     answer_batches,
     canvas_answer_set,
     csv_answer_set,
+    image_seed,
     limit_answers,
     mini_canvas_benchmark,
     mini_canvas_sampling,
@@ -52,8 +53,18 @@ def test_canvas_answer_set_is_every_prompt_at_every_seed():
     spec = benchmark.spec
     assert len(answers) == len(spec.objects) * len(spec.styles) * 3
     i = 3 * (len(spec.styles) * 2 + 4) + 1  # object 2, style 4, second seed
-    assert answers.prompts[i] == spec.prompt(spec.objects[2], spec.styles[4]) and answers.seeds[i] == 1
-    assert (answers.objects[i], answers.styles[i]) == (2, 4)
+    assert answers.prompts[i] == spec.prompt(spec.objects[2], spec.styles[4]) and answers.runs[i] == 1
+    assert (answers.objects[i], answers.styles[i]) == (2, 4) and answers.seeds[i] == image_seed(1, 2, 4)
+
+
+def test_every_canvas_image_gets_a_noise_of_its_own_that_does_not_depend_on_the_rest():
+    benchmark = mini_canvas_benchmark()
+    answers = canvas_answer_set(benchmark, (0, 1), 5.0)
+    assert len(set(answers.seeds)) == len(answers)  # no two prompts (nor seeds) share a starting noise
+    alone = canvas_answer_set(benchmark, (1,), 5.0)  # evaluating fewer seeds leaves each image as it was
+    assert set(alone.seeds) == {seed for seed, run in zip(answers.seeds, answers.runs) if run == 1}
+    subset = answers.subset([5, 150])
+    assert subset.runs == (answers.runs[5], answers.runs[150]) and subset.seeds == (answers.seeds[5], answers.seeds[150])
 
 
 def test_unlearncanvas_answer_set_has_the_photo_domain_but_it_is_no_target():
@@ -68,7 +79,7 @@ def test_limit_spreads_over_the_target_axis_and_keeps_order():
     answers = canvas_answer_set(benchmark, (0, 1, 2), 5.0)
     small = limit_answers(answers, 20, answers.styles)
     assert len(small) == 20 and np.bincount(small.styles, minlength=10).tolist() == [2] * 10
-    assert set(small.seeds) == {0}  # first seed before any second seed
+    assert set(small.runs) == {0}  # first seed before any second seed
     positions = [answers.items().index(item) for item in small.items()]
     assert positions == sorted(positions)
     assert limit_answers(answers, 10_000, answers.styles) is answers

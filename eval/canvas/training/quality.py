@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from eval.canvas.answers import canvas_answer_set, mini_canvas_benchmark
 from pipelines import ErasureResult, backbone_for, load_pipeline
 from pipelines.generation import SamplerSettings, generate
 from pipelines.shipped import ONE_STEP_DIR
@@ -73,13 +74,12 @@ def judge_on_vae_round_trip(world, judge, pipe, per_pair: int = 4) -> dict:
 
 
 def generated_accuracy(world, judge, pipe, settings: SamplerSettings, seeds: list[int], progress: bool = True) -> dict:
-    """Judge accuracy on the pipeline's samples of every canonical prompt at every seed."""
-    pairs = [(o, s) for o in world.objects for s in world.styles]
-    prompts = [world.prompt(o, s) for o, s in pairs for _ in seeds]
-    images = generate(backbone_for(pipe), prompts, [k for _ in pairs for k in seeds], settings, batch_size=100, progress=progress)
+    """Judge accuracy on the pipeline's samples of every canonical prompt at every seed, drawn as
+    ``erase eval`` draws them (its answer set: a noise of its own for every image)."""
+    answers = canvas_answer_set(mini_canvas_benchmark(), seeds, settings.guidance)
+    images = generate(backbone_for(pipe), list(answers.prompts), list(answers.seeds), settings, batch_size=100, progress=progress)
     obj, sty = judge.predict(images)
-    true_obj = np.array([world.objects.index(o) for o, _ in pairs for _ in seeds])
-    true_sty = np.array([world.styles.index(s) for _, s in pairs for _ in seeds])
+    true_obj, true_sty = answers.objects, answers.styles
     per_object = _per_class(obj == true_obj, true_obj, world.objects)
     per_style = _per_class(sty == true_sty, true_sty, world.styles)
     return {
