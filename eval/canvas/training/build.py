@@ -61,7 +61,7 @@ BUDGETS = {
 }
 
 
-def _store_fp16(pipe, folder: str) -> None:
+def store_fp16(pipe, folder: str) -> None:
     """Save fp16 weights; mark the text encoder's config float32 so plain loading upcasts it.
 
     transformers 5 loads weights in their stored dtype unless the config names one, which
@@ -166,7 +166,7 @@ def build_mini_canvas(out: str, *, budget: str = "cpu", device: str = "cpu", see
             vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(), unet=unet, scheduler=sampling_scheduler(),
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         ).to("cpu")
-        _store_fp16(pipe, tmp)
+        store_fp16(pipe, tmp)
         return report
 
     def judge_stage(tmp: str) -> dict:

@@ -49,16 +49,22 @@ def train_text_to_image(
     ema_decay: float = 0.999,
     snr_gamma: float = 5.0,
     caption_dropout: float = 0.1,
+    init: tuple | None = None,
     progress: bool = True,
 ):
-    """Returns ``(unet, text_encoder, report)`` holding the EMA weights, in eval mode."""
+    """Returns ``(unet, text_encoder, report)`` holding the EMA weights, in eval mode.
+
+    ``init``: ``(unet, text_encoder)`` to go on training (``refine.py``'s second phase, trained in
+    place) instead of new models.
+    """
     torch.manual_seed(seed)
     g = torch.Generator(device=device).manual_seed(seed)
     latents = encode_latents(vae, data.images, device)  # (N, 4, 16, 16)
     pools = tokenize_pools(tokenizer, data.captions, device)  # (P, C, 77)
     empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids.to(device)
     pair = data.pair.to(device)
-    unet, text_encoder = make_unet().to(device).train(), make_text_encoder(tokenizer).to(device).train()
+    unet, text_encoder = init if init is not None else (make_unet(), make_text_encoder(tokenizer))
+    unet, text_encoder = unet.to(device).train(), text_encoder.to(device).train()
     params = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     schedule = warmup_cosine(optimizer, warmup=min(500, steps // 10), total=steps)
@@ -95,6 +101,6 @@ def train_text_to_image(
     ema.copy_to_model()
     unet.eval()
     text_encoder.eval()
-    report = {"steps": steps, "batch_size": batch_size, "lr": lr, "final_loss": round(running or 0.0, 5), "images": len(latents)}
+    report = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "final_loss": round(running or 0.0, 5), "images": len(latents)}
     logger.info("UNet + text encoder: %d steps, final smoothed loss %.4f", steps, report["final_loss"])
     return unet, text_encoder, report
