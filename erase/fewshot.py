@@ -141,6 +141,7 @@ def _world_of(config: FewShotConfig) -> MiniCanvas | None:
 @register
 class FewShot(ErasureMethod):
     name = "fewshot"
+    version = "2"  # 2: the stopping rule's probe images each from a noise of their own (the epoch it picks can move)
     summary = "Few-shot text-encoder erasure: gradient ascent from a few images in seconds, epoch chosen by a judge"
     config_class = FewShotConfig
     #: Code default 5 epochs of 4 images at batch 2: 5 x ceil(4/2) = 10 optimiser steps.

@@ -19,7 +19,8 @@ ascent only moves further from the base, so this is usually the first epoch that
 epoch gets there, keep the one with the lowest ``target`` and say so.
 
 Probe seeds start at 1000, disjoint from ``erase eval``'s (0, 1, 2), so the choice is not fitted
-to the images the evaluation judges.
+to the images the evaluation judges; as in the evaluation, every probe image starts from a noise of
+its own (``eval.canvas.answers.image_seed``), so the concept's probes are independent draws.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from eval.canvas.answers import image_seed
 from eval.canvas.spec import CanvasSpec
 from eval.judges.protocol import AxisJudge, Judge
 from pipelines import ErasureResult, backbone_for
@@ -42,7 +44,7 @@ PROBE_SEED_START = 1000
 
 @dataclass(frozen=True)
 class Probe:
-    """One probe image: a canonical prompt of ``(object, style)`` at ``seed``."""
+    """One probe image: a canonical prompt of ``(object, style)`` drawn from noise ``seed``."""
 
     object: str
     style: str
@@ -56,12 +58,13 @@ def canvas_probes(spec: CanvasSpec, concept: str, seeds: int) -> list[Probe]:
     target = spec.canonical(concept)
     own, cross = (spec.objects, spec.styles) if spec.kind(target) == "object" else (spec.styles, spec.objects)
     as_pair = (lambda mine, theirs: (mine, theirs)) if own is spec.objects else (lambda mine, theirs: (theirs, mine))
+    noise = lambda k, obj, style: image_seed(PROBE_SEED_START + k, spec.objects.index(obj), spec.styles.index(style))
     probes = []
     for k in range(seeds):
-        seed = PROBE_SEED_START + k
-        probes += [Probe(*as_pair(target, c), seed, True) for c in cross]
+        pairs = [(as_pair(target, c), True) for c in cross]
         others = [c for c in own if c != target]
-        probes += [Probe(*as_pair(c, cross[(i + k) % len(cross)]), seed, False) for i, c in enumerate(others)]
+        pairs += [(as_pair(c, cross[(i + k) % len(cross)]), False) for i, c in enumerate(others)]
+        probes += [Probe(obj, style, noise(k, obj, style), is_target) for (obj, style), is_target in pairs]
     return probes
 
 

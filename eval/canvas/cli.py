@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     refine = verbs.add_parser("refine", help="go on training a built folder's UNet and text encoder (a warm restart) into --out")
     refine.add_argument("--folder", default=mini_canvas_dir(), help="built mini-canvas folder to start from (default: the shipped one)")
     refine.add_argument("--out", required=True, help="folder to write (never the one it starts from)")
-    refine.add_argument("--steps", type=int, default=2000, help="training steps of the second phase (default: 2000, about 27 min on 2 cores)")
+    refine.add_argument("--steps", type=int, default=2000, help="training steps of the second phase (default: 2000, 22 min on 2 CPU cores)")
     refine.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of the second phase (default: 3e-4)")
     refine.add_argument("--seed", type=int, default=None, help="batch and noise seed (default: 1, draws the first phase never drew)")
     refine.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")

@@ -174,6 +174,7 @@ def test_fit_keeps_the_epoch_its_recorded_scores_choose(tiny_pipe):
     probes = canvas_probes(world, "stripes", 1)
     assert sum(p.is_target for p in probes) == len(world.objects)
     assert all(p.style != "stripes" for p in probes if not p.is_target)
+    assert len({p.seed for p in canvas_probes(world, "stripes", 2)}) == 2 * len(probes)  # every probe its own noise
 
 
 def test_same_seed_same_tensors(tiny_pipe):

@@ -4,7 +4,11 @@ Default config (lr 3e-3, 5 epochs of 4 renders, te-mlp-final-attn, stopping rule
 seed to keep it CI-sized; `erase eval` on seed 0 (100 prompts, 10 per class).
 Measured (seed 0, 2-core CPU shared with other jobs at load 6, 2026-11-26, one run): UA 100.0,
 IRA 81.1, CRA 86.0; the rule kept epoch 4 in tuning. The test used 87 s of CPU (one thread) and
-took 346 s of wall time on that loaded machine.
+took 346 s of wall time on that loaded machine. Since every probe and every eval image starts from
+a noise of its own (2026-11-27; before, the ten images of a seed shared one), the rule keeps
+epoch 3 (its probes: stripes 10 %, the other styles 77.8 %, objects 94.7 %; epoch 4 would cost
+11 more points of the other styles) and `erase eval` reads UA 80.0, IRA 83.3, CRA 97.0 (idle
+machine, about 50 s).
 Every-target numbers are `erase bench --methods fewshot`, not this test.
 """
 
@@ -14,8 +18,8 @@ from tests.erase.efficacy import assert_floors, run_and_evaluate
 
 pytestmark = pytest.mark.slow
 
-# measured 100.0 / 81.1 / 86.0 (module docstring); floors leave room for seed and platform noise
-THRESHOLDS = {"ua": 90.0, "ira": 70.0, "cra": 75.0}
+# measured 80.0 / 83.3 / 97.0 (module docstring); floors about one image per class below
+THRESHOLDS = {"ua": 70.0, "ira": 70.0, "cra": 85.0}
 
 
 def test_fewshot_erases_stripes_from_mini_canvas(tmp_path):
