@@ -2,11 +2,10 @@
 
 A canvas benchmark's answer set is every ``spec.prompt(object, style)`` at every seed, one
 image per seed, each image with a noise of its own (UnlearnCanvas's protocol: :func:`image_seed`);
-a prompt-list benchmark's (I2P-style nudity) comes
-from a CSV of prompt, seed and guidance. Images are drawn with ``pipelines.generation.generate``
-(one generator per seed, so an image does not depend on its batch), in batches, optionally
-through the on-disk ``ImageCache``, each process of an ``accelerate launch`` drawing its own
-share (``pipelines.sharding``).
+a prompt-list benchmark's (I2P-style nudity) comes from a CSV of prompt, seed and guidance.
+Images are drawn with ``pipelines.generation.generate`` (one generator per seed, so an image does
+not depend on its batch), in batches, optionally through the on-disk ``ImageCache``, each process
+of an ``accelerate launch`` drawing its own share (``pipelines.sharding``).
 """
 
 from __future__ import annotations
