@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     refine.add_argument("--out", required=True, help="folder to write (never the one it starts from)")
     refine.add_argument("--steps", type=int, default=2000, help="training steps of the second phase (default: 2000, 22 min on 2 CPU cores)")
     refine.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of the second phase (default: 3e-4)")
-    refine.add_argument("--seed", type=int, default=None, help="batch and noise seed (default: 1, draws the first phase never drew)")
+    refine.add_argument("--seed", type=int, default=None, help="batch and noise seed (default: 1, so that its batches are not the first phase's, seed 0)")
     refine.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     refine.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     refine.set_defaults(handler=run_refine)

@@ -51,7 +51,10 @@ def refine_mini_canvas(folder: str, out: str, *, steps: int, lr: float, seed: in
     refuse_existing(out, overwrite)  # before half an hour of training, not after
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
-    plan = manifest["budget_settings"]
+    plan = manifest.get("budget_settings")
+    if not plan:
+        raise ConfigError(f"{manifest_path} has no budget_settings (how its model was trained); refine a folder built "
+                          "by `erase mini-canvas train`")
     pipe = load_pipeline(os.path.join(folder, "pipeline"))
     started_from = weights_sha256(os.path.join(folder, "pipeline"))
     data = build_training_set(mini_canvas(), plan["images_per_pair"], seed=manifest["seed"])
