@@ -5,6 +5,7 @@
     erase bench --methods esd --targets styles --out runs/bench
     erase bench --methods esd --attack --out runs/bench-esd   # + UnlearnDiffAtk on the attack subset
     accelerate launch --multi_gpu --num_processes 2 -m erase bench --out runs/bench   # each process takes the next free cell
+    erase bench --out runs/bench --records eval/measurements/bench   # records kept to commit; resumes from them
     erase bench --timing-only --out runs/cost         # seconds/iteration, projected s/concept, memory at SD 1.5 scale
     erase bench --methods doco --targets stripes,star --out runs/ablation \
         --variant doco-off=doco:surgery=off --variant doco-pcgrad=doco:surgery=pcgrad   # one method, three rows
@@ -18,7 +19,8 @@ a changed attack budget redoes the attacks only. Writes ``OUT/leaderboard.md``,
 ``OUT/leaderboard.json`` and the plots (``OUT/retain_vs_forget.png``, ``OUT/asr.png``) beside
 ``OUT/cells/``; ``python -m eval.bench.readme`` puts them into the README. ``--variant
 NAME=METHOD:KEY=VALUE,...`` benches a method under other options as its own row and folders
-(:mod:`eval.bench.variants`).
+(:mod:`eval.bench.variants`). ``--records DIR`` keeps the finished cells' records where they
+outlive ``--out`` (:mod:`eval.bench.records`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pipelines import MINI_CANVAS
 from pipelines.errors import ConfigError
 
 from .cells import Cell, is_done, read_record, with_eval_columns
+from .records import keep, restore
 from .variants import parse_variants
 
 logger = logging.getLogger("erase")
@@ -59,6 +62,9 @@ def add_parser(sub) -> None:
     p.add_argument("--variant", action="append", default=[], metavar="NAME=METHOD[:KEY=VALUE,...]",
                    help="also bench METHOD with these options as its own row NAME, e.g. doco-off=doco:surgery=off")
     p.add_argument("--rerun", action="store_true", help="redo finished cells too")
+    p.add_argument("--records", default=None, metavar="DIR",
+                   help="also keep each finished cell's record (cell.json) in DIR/cells/, a folder to commit, and resume "
+                        "from the records found there: a bench that spans sessions whose --out does not survive")
     a = p.add_argument_group("the attack column (erase attack unlearndiffatk, on a subset of targets)")
     a.add_argument("--attack", action="store_true", help="attack the erased model of every cell on --attack-targets")
     a.add_argument("--attack-targets", default=",".join(ATTACK_TARGETS), metavar="NAMES",
@@ -204,6 +210,8 @@ def run(args) -> int:
     for cell in [c for c in cells if c.attack][:1]:
         _check_attack(cell)
     model_sha256 = _model_sha256(args.model)
+    if args.records:
+        _restore_records(args.records, args.out, cells)
     done = [not args.rerun and is_done(c, args.out, model_sha256) for c in cells]
     todo = [c for c, finished in zip(cells, done) if not finished]
     if is_main_process():  # said once, not once per process
@@ -218,15 +226,34 @@ def run(args) -> int:
         if pipe is None:
             pipe = load_pipeline(args.model)
         run_cell(cell, args.out, pipe, progress=not args.quiet, model_sha256=model_sha256)
+        if args.records:
+            keep(args.records, args.out, cell)
     # No barrier here: cells take hours and a collective would time out. Each process writes the
     # outputs from the records on disk when it finishes, under a file lock, so the last one to
     # take the lock reads every finished record and writes the complete outputs.
     with _locked(os.path.join(args.out, ".outputs.lock")):
         found = ((c, read_record(c, args.out)) for c in cells)
-        records = [with_eval_columns(r, c.folder(args.out)) for c, r in found if r is not None and r.get("status") == "done"]
+        finished = [(c, r) for c, r in found if r is not None and r.get("status") == "done"]
+        if args.records:  # also the cells finished before --records was given
+            for cell, _ in finished:
+                keep(args.records, args.out, cell)
+        records = [with_eval_columns(r, c.folder(args.out)) for c, r in finished]
         write_outputs(args.out, records, seconds_this_run=time.perf_counter() - started)
     logger.info("wrote %s/leaderboard.md (%d cells) in %.0f s", args.out, len(records), time.perf_counter() - started)
     return 0
+
+
+def _restore_records(records: str, out: str, cells: list[Cell]) -> None:
+    """The main process puts the kept records back into ``out``; every process then reads the same
+    finished set (a collective, like :func:`start_run`)."""
+    from pipelines.sharding import is_main_process, wait_for_everyone
+
+    if os.path.realpath(records) == os.path.realpath(out):
+        raise ConfigError(f"--records {records} is the bench folder itself: give a folder of its own (e.g. "
+                          f"eval/measurements/<name>) for the records to outlive --out")
+    if is_main_process():
+        logger.info("%d finished cells restored from %s", restore(records, out, cells), records)
+    wait_for_everyone()
 
 
 def _model_sha256(model: str) -> str | None:

@@ -246,3 +246,32 @@ def test_the_weights_hash_follows_the_files(tmp_path):
     (tmp_path / "unet" / "w.safetensors").write_bytes(b"two")
     assert weights_sha256(str(tmp_path)) != first
     assert local_weights("owner/some-hub-model") is None and local_weights("mini-canvas").endswith("pipeline")
+
+
+def test_records_kept_elsewhere_resume_a_bench_whose_folder_is_gone(fakes, tmp_path):
+    """A session ends and takes ``--out`` with it: the next one resumes from ``--records`` alone,
+    runs only what the records lack, and writes the same leaderboard."""
+    records = tmp_path / "records"
+    assert bench(tmp_path / "first", "--records", str(records)) == 0
+    kept = sorted(p.relative_to(records).as_posix() for p in records.rglob("*") if p.is_file())
+    assert len(kept) == 8 and all(p.endswith("/cell.json") for p in kept)  # the records only, no artifact
+
+    (records / "cells" / "salun" / "dots" / "cell.json").unlink()  # this cell never finished in the first session
+    fakes.calls.clear()
+    assert bench(tmp_path / "second", "--records", str(records)) == 0
+    assert sorted(c[:3] for c in fakes.calls if c[0] == "erase") == [("erase", "salun", "dots")]
+    assert outputs(tmp_path / "second") == outputs(tmp_path / "first")
+    assert (records / "cells" / "salun" / "dots" / "cell.json").exists()  # kept once it finished
+
+    fakes.calls.clear()
+    assert bench(tmp_path / "third", "--records", str(records), "--attack-stages", "3") == 0
+    attacked = sorted(c[1] for c in fakes.calls if c[0] == "attacks.cli")
+    assert attacked == ["dots", "dots", "star", "star"]  # a changed attack: restored cells have no artifact, so
+    assert len([c for c in fakes.calls if c[0] == "erase"]) == 4  # the attacked ones are erased again first
+    record = json.loads((records / "cells" / "esd" / "star" / "cell.json").read_text())
+    assert record["robustness"]["budget"] == {"stages": 3}  # and the new record replaces the kept one
+
+
+def test_records_in_the_bench_folder_itself_are_refused(fakes, tmp_path):
+    with pytest.raises(ConfigError, match="folder of its own"):
+        bench(tmp_path / "bench", "--records", str(tmp_path / "bench"))
