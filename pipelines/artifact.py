@@ -118,12 +118,34 @@ def stock_pipeline(pipe: Any, scheduler: Any = None) -> Any:
     )
 
 
+#: Config keys that say where a component was loaded from on the machine that saved it (a local
+#: path, whether it was found locally). Elsewhere they mean nothing, they show the writer's folders,
+#: and they make two saves of the same weights differ: saved folders leave them out.
+LOAD_TRACE_KEYS = ("_name_or_path", "name_or_path", "is_local", "local_files_only")
+
+
 def save_pipeline_folder(pipe: Any, folder: str, scheduler: Any = None) -> None:
     """Write ``pipe`` as a stock diffusers folder (safetensors) into an existing empty folder."""
     from .tokenizer import add_legacy_tokenizer_files
 
     stock_pipeline(pipe, scheduler).save_pretrained(folder, safe_serialization=True)
     add_legacy_tokenizer_files(os.path.join(folder, "tokenizer"), pipe.tokenizer)
+    drop_load_trace(folder)
+
+
+def drop_load_trace(folder: str) -> None:
+    """Remove :data:`LOAD_TRACE_KEYS` from the components' ``config.json`` and ``tokenizer_config.json``."""
+    for component in sorted(os.listdir(folder)):
+        for name in ("config.json", "tokenizer_config.json"):
+            path = os.path.join(folder, component, name)
+            if not os.path.isfile(path):
+                continue
+            with open(path, encoding="utf-8") as f:
+                config = json.load(f)
+            kept = {key: value for key, value in config.items() if key not in LOAD_TRACE_KEYS}
+            if kept != config:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(json.dumps(kept, indent=2, ensure_ascii=False) + "\n")
 
 
 @dataclass

@@ -59,6 +59,19 @@ def test_delta_applied_to_recorded_base_when_no_pipeline(tiny_pipe, tiny_folder,
     assert (images(pipe) == images(expected)).all()
 
 
+def test_exported_pipeline_keeps_no_trace_of_where_its_base_was_loaded_from(tiny_folder, tmp_path):
+    """A base loaded from a local folder: its path (``_name_or_path``) is not written into the
+    artifact's configs, where it would show the writer's folders and differ between two saves."""
+    pipe = load_pipeline(tiny_folder)
+    folder = tmp_path / "artifact"
+    make_result(pipe).save(str(folder))
+    configs = sorted((folder / "pipeline").glob("*/*config.json"))
+    assert {p.parent.name for p in configs} >= {"unet", "vae", "text_encoder", "tokenizer"}
+    leaked = [p for p in configs if str(tiny_folder) in p.read_text() or "_name_or_path" in p.read_text()]
+    assert leaked == []
+    assert StableDiffusionPipeline.from_pretrained(str(folder / "pipeline"), local_files_only=True) is not None
+
+
 def test_mismatched_base_is_refused(tiny_pipe, tiny_v_folder):
     result = make_result(tiny_pipe)
     other = load_pipeline(tiny_v_folder)  # different random weights
