@@ -16,17 +16,18 @@ from __future__ import annotations
 import os
 import shutil
 
+from pipelines.atomic import atomic_file
+
 from .cells import Cell
 
 RECORD = "cell.json"
 
 
 def _copy(source: str, destination: str) -> None:
-    """``source`` to ``destination`` through a temporary name, so that a reader never sees half a record."""
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
-    partial = f"{destination}.partial"
-    shutil.copyfile(source, partial)
-    os.replace(partial, destination)
+    """``source`` to ``destination`` through a temporary file of its own (two processes may keep the
+    same record at once), so that a reader never sees half a record."""
+    with atomic_file(destination) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def restore(records: str, out: str, cells: list[Cell]) -> int:
