@@ -251,6 +251,8 @@ def _restore_records(records: str, out: str, cells: list[Cell]) -> None:
     if os.path.realpath(records) == os.path.realpath(out):
         raise ConfigError(f"--records {records} is the bench folder itself: give a folder of its own (e.g. "
                           f"eval/measurements/<name>) for the records to outlive --out")
+    if os.path.exists(records) and not os.path.isdir(records):
+        raise ConfigError(f"--records {records} is a file: give a folder (created if missing) for the cell records")
     if is_main_process():
         logger.info("%d finished cells restored from %s", restore(records, out, cells), records)
     wait_for_everyone()

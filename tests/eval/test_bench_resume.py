@@ -275,3 +275,7 @@ def test_records_kept_elsewhere_resume_a_bench_whose_folder_is_gone(fakes, tmp_p
 def test_records_in_the_bench_folder_itself_are_refused(fakes, tmp_path):
     with pytest.raises(ConfigError, match="folder of its own"):
         bench(tmp_path / "bench", "--records", str(tmp_path / "bench"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="is a file"):
+        bench(tmp_path / "bench", "--records", str(tmp_path / "file"))
+    assert fakes.calls == []  # refused before any cell ran
