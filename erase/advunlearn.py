@@ -99,7 +99,24 @@ class AdvUnlearnConfig(MethodConfig):
 
     gamma 1 is the official code's value (its README says 0.3): with 0.3 the text encoder, which
     every prompt goes through, lost the other kind's concepts (CRA 61). Training took 135-165 s
-    per concept with the chosen defaults. ``preset="official"`` gives the official SD 1.x schedule."""
+    per concept with the chosen defaults. ``preset="official"`` gives the official SD 1.x schedule.
+
+    On the two-phase base model (shipped since 2026-11-27) these defaults lose style IRA on a
+    few targets. ``erase bench --methods advunlearn --targets split,zigzag,stripes,square
+    --seeds 2 --variant adv-g2=advunlearn:retain_weight=2 --variant
+    adv-eta1=advunlearn:negative_guidance=1.0`` (same protocol, 3 processes on the 2 cores):
+
+    ========================  ===============  ===============  ===============  ===============
+    UA / IRA / CRA            split            zigzag           stripes          square
+    ========================  ===============  ===============  ===============  ===============
+    defaults (gamma 1, 1.5)   100 / 68 / 94    100 / 72 / 100    85 / 76 / 100    75 / 88 / 81
+    gamma 2                    95 / 81 / 100   100 / 79 / 100    90 / 81 / 99     55 / 100 / 84
+    eta 1                      95 / 79 / 100   100 / 84 / 70     90 / 77 / 95     85 / 90 / 94
+    ========================  ===============  ===============  ===============  ===============
+
+    No row clears UA 85 with IRA and CRA 80 on all four: gamma 2 keeps the other styles but
+    lets square back, eta 1 wrecks zigzag's CRA. The defaults stay until a sweep over both
+    kinds finds a setting that holds on both."""
 
     preset: Literal["mini-canvas", "official"] = option(
         "mini-canvas", "mini-canvas (these defaults) or official (SD 1.x: 1000 iterations, lr 1e-5, 30 attack steps "
