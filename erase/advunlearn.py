@@ -104,7 +104,7 @@ class AdvUnlearnConfig(MethodConfig):
     On the two-phase base model (shipped since 2026-11-27) these defaults lose style IRA on a
     few targets. ``erase bench --methods advunlearn --targets split,zigzag,stripes,square
     --seeds 2 --variant adv-g2=advunlearn:retain_weight=2 --variant
-    adv-eta1=advunlearn:negative_guidance=1.0`` (same protocol, 3 processes on the 2 cores):
+    adv-eta1=advunlearn:negative_guidance=1.0 --out DIR`` (same protocol, 3 processes on the 2 cores):
 
     ========================  ===============  ===============  ===============  ===============
     UA / IRA / CRA            split            zigzag           stripes          square

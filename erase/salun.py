@@ -100,7 +100,7 @@ class SalUnConfig(MethodConfig):
     On the two-phase base model (shipped since 2026-11-27) the defaults miss IRA 90 by one to
     three points on outline, split and stripes, where the base model itself reads 90.0-90.6, and
     leave grid at UA 70. ``erase bench --methods salun --targets grid,outline,split,stripes,circle
-    --seeds 2 --variant salun-a2=salun:alpha=2 --variant salun-s300=salun:steps=300``:
+    --seeds 2 --variant salun-a2=salun:alpha=2 --variant salun-s300=salun:steps=300 --out DIR``:
 
     ==============  ==============  ==============  ==============  ==============  ===============
     UA / IRA / CRA  grid            outline         split           stripes         circle
