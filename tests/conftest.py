@@ -8,8 +8,10 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
-# CI has 2 cores; OMP_NUM_THREADS=1 keeps tiny-model tests fast while another job shares them.
-torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", min(2, os.cpu_count() or 1))))
+# CI has 2 cores. Under pytest-xdist each worker gets one thread (two workers fill the cores
+# without oversubscribing them); OMP_NUM_THREADS=1 does the same while another job shares them.
+_default_threads = 1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", _default_threads)))
 
 
 @pytest.fixture(scope="session")

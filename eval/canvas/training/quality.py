@@ -127,6 +127,7 @@ def one_step_quality(world, judge, pipe, one_step: str, settings: SamplerSetting
 _PLAIN = r"""
 import sys, numpy, torch
 from diffusers import StableDiffusionPipeline
+torch.set_num_threads(int(sys.argv[6]))  # the caller's: CPU reductions split by thread count round differently
 pipe = StableDiffusionPipeline.from_pretrained(sys.argv[1], local_files_only=True)
 images = pipe(sys.argv[3], num_inference_steps=int(sys.argv[4]), guidance_scale=float(sys.argv[5]),
               generator=torch.Generator().manual_seed(0), output_type="np").images
@@ -136,11 +137,12 @@ numpy.save(sys.argv[2], images)
 
 
 def plain_diffusers_identical(folder: str, settings: SamplerSettings, prompt: str = "A star image in stripes style.") -> bool:
-    """Same call, same seed: plain diffusers in a clean process vs our loader, pixel for pixel."""
+    """Same call, same seed, same thread count: plain diffusers in a clean process vs our loader, pixel for pixel."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "plain.npy")
         subprocess.run(
-            [sys.executable, "-c", _PLAIN, folder, out, prompt, str(settings.steps), str(settings.guidance)],
+            [sys.executable, "-c", _PLAIN, folder, out, prompt, str(settings.steps), str(settings.guidance),
+             str(torch.get_num_threads())],
             check=True, cwd=tmp, capture_output=True,
         )
         plain = np.load(out)
