@@ -81,6 +81,8 @@ from .training import AuxiliaryState
 
 logger = logging.getLogger(__name__)
 
+#: ``--anchor others``: every other class of the target's axis together, a generic domain.
+OTHERS = "others"
 FIX = "Lower --lr (the UNet's) or --d-lr, or lengthen --warm-up."
 
 
@@ -121,7 +123,7 @@ class DoCoConfig(MethodConfig):
     lam: float = option(1.0, "lambda of the doco rule: g_u - lam cos g_r/|g_r| where cos < 0 (official 1)")
     max_grad_norm: float = option(1.0, "global gradient-norm clip, applied to g_r and g_u separately (official 1)")
     prior_loss_weight: float = option(1.0, "with --surgery off, the retain loss enters as 0.1 * this * L_r (official)")
-    anchor: str | None = option(None, "anchor concept: mini-canvas default is the first class of the target's axis that is not the target; real models: the word of --anchor-prompts the target replaces (objects)")
+    anchor: str | None = option(None, "anchor concept: mini-canvas default is the first class of the target's axis that is not the target; 'others' takes every other class of that axis at once (a generic domain, as the official 'painting' anchor of styles); real models: the word of --anchor-prompts the target replaces (objects)")
     anchor_prompts: str | None = option(None, "real models: text file of anchor captions, one per line (official: 'painting' prompts for styles, captions with the anchor for objects)")
     concept_type: Literal["style", "object", "nudity"] | None = option(None, "instance prompt pattern (default: the world's kind on mini-canvas; required with --anchor-prompts)")
     anchor_images: int = option(40, "anchor images the base model draws, prompts in turn, image i with seed i (official 200-1000)")
@@ -163,6 +165,9 @@ class DoCoConfig(MethodConfig):
                 raise ConfigError(f"--anchor-prompts {self.anchor_prompts!r} does not exist; pass a text file, one caption per line")
             if self.concept_type is None:
                 raise ConfigError("--anchor-prompts needs --concept-type style, object or nudity (the instance prompt pattern)")
+            if self.anchor == OTHERS:
+                raise ConfigError(f"--anchor {OTHERS} takes the world's other classes (mini-canvas); with --anchor-prompts "
+                                  "the captions are the anchor: drop --anchor, or name the word the target replaces")
             if self.concept_type == "object" and not self.anchor:
                 raise ConfigError("--concept-type object needs --anchor WORD: the word of the anchor captions the target replaces")
 
@@ -283,18 +288,23 @@ class DoCo(ErasureMethod):
                               "--concept-type and (objects) --anchor WORD") from None
         axis = spec.objects if kind == "object" else spec.styles
         if cfg.anchor is None:
-            anchor = next(c for c in axis if c != target)
+            anchors = [next(c for c in axis if c != target)]
+        elif cfg.anchor == OTHERS:
+            anchors = [c for c in axis if c != target]
         else:
-            anchor = spec.canonical(cfg.anchor)
-            if anchor == target or spec.kind(anchor) != kind:
-                raise ConfigError(f"--anchor {cfg.anchor!r} must be another {kind} of the world than the target {target!r}")
+            anchors = [spec.canonical(cfg.anchor)]
+            if anchors[0] == target or spec.kind(anchors[0]) != kind:
+                raise ConfigError(f"--anchor {cfg.anchor!r} must be another {kind} of the world than the target {target!r}, "
+                                  f"or {OTHERS!r}")
         others = spec.styles if kind == "object" else spec.objects
 
         def caption(name: str, other: str) -> str:
             return spec.prompt(name, other) if kind == "object" else spec.prompt(other, name)
 
-        captions = [caption(anchor, o) for o in others]
-        instances = [caption(target, o) for o in others]
+        # Anchors vary fastest, so the first --anchor-images captions cover every anchor class.
+        captions = [caption(a, o) for o in others for a in anchors]
+        instances = [caption(target, o) for o in others for _ in anchors]
+        anchor = anchors[0] if len(anchors) == 1 else OTHERS
         return captions, instances, {"world": spec.name, "anchor": anchor, "kind": kind}
 
     def prepare(self, backbone, params, originals) -> None:

@@ -96,6 +96,19 @@ def test_mini_canvas_prompts_put_the_target_in_the_anchor_caption(tiny_pipe):
     assert obj["captions"][0] == "A circle image in solid style." and obj["instance_prompts"][0] == "A star image in solid style."
 
 
+def test_anchor_others_spans_every_other_class_of_the_axis(tiny_pipe):
+    method = prepared(tiny_pipe, concepts=["striped"], anchor="others", anchor_images=9)
+    source = method.anchor_source
+    assert source["anchor"] == "others" and source["kind"] == "style"
+    captions, instances, _ = method._pairs()
+    assert len(captions) == 9 * 10 and len(set(captions)) == 90  # 9 other styles x 10 objects, each once
+    assert not any("stripes" in c for c in captions) and all("stripes style" in p for p in instances)
+    # every caption's instance prompt is the same object in the target's style; the first 9 anchor images
+    # already cover the nine other styles
+    assert all(c.split(" image")[0] == p.split(" image")[0] for c, p in zip(captions, instances))
+    assert len({c.split(" in ")[1] for c in captions[:9]}) == 9
+
+
 def test_official_instance_patterns():
     g = torch.Generator().manual_seed(0)
     styles = {instance_prompt("a painting of a tree", "Van Gogh", "style", None, g) for _ in range(20)}
@@ -123,6 +136,7 @@ def test_anchor_prompt_file_on_a_real_model(tiny_pipe, tmp_path):
         ({"anchor_prompts": "F", "concept_type": "object"}, "needs --anchor WORD"),
         ({"anchor_prompts": "/nonexistent.txt", "concept_type": "style"}, "does not exist"),
         ({"anchor": " "}, "--anchor is empty"),
+        ({"anchor": "others", "anchor_prompts": "F", "concept_type": "style"}, "--anchor others takes the world's"),
         ({"d_blocks": 9}, "--d-blocks"),
         ({"collapse_patience": 0}, "--collapse-patience at least 1"),
     ],
