@@ -74,7 +74,7 @@ def test_only_attn2_key_and_value_change(tiny_pipe, surgery):
     assert all(torch.equal(v, tiny_pipe.unet.state_dict()[k]) for k, v in base_unet.items())  # fit leaves pipe as it was
     assert all(torch.equal(v, tiny_pipe.text_encoder.state_dict()[k]) for k, v in base_text.items())
     record = result.record["doco"]
-    assert record["anchor"]["anchor"] == "circle" and record["discriminator_blocks"] == 1
+    assert record["anchor"]["anchor"] == "others" and record["discriminator_blocks"] == 1
     assert (record["conflicting_tensors_per_step"] is None) == (surgery == "off")
 
 
@@ -92,12 +92,14 @@ def test_mini_canvas_prompts_put_the_target_in_the_anchor_caption(tiny_pipe):
     assert style["anchor"] == "dots" and style["kind"] == "style"
     assert style["captions"][0] == "A circle image in dots style."
     assert style["instance_prompts"][0] == "A circle image in stripes style."
-    obj = prepared(tiny_pipe).anchor_source
+    obj = prepared(tiny_pipe, anchor="circle").anchor_source
+    assert obj["anchor"] == "circle" and obj["captions"][1] == "A circle image in gradient style."
     assert obj["captions"][0] == "A circle image in solid style." and obj["instance_prompts"][0] == "A star image in solid style."
 
 
-def test_anchor_others_spans_every_other_class_of_the_axis(tiny_pipe):
-    method = prepared(tiny_pipe, concepts=["striped"], anchor="others", anchor_images=9)
+@pytest.mark.parametrize("anchor", [None, "others"])
+def test_the_default_anchor_spans_every_other_class_of_the_axis(tiny_pipe, anchor):
+    method = prepared(tiny_pipe, concepts=["striped"], anchor=anchor, anchor_images=9)
     source = method.anchor_source
     assert source["anchor"] == "others" and source["kind"] == "style"
     captions, instances, _ = method._pairs()
