@@ -245,6 +245,7 @@ class DoCo(ErasureMethod):
     name = "doco"
     summary = "DoCo: a discriminator makes the concept's outputs look like an anchor's; concept-preserving gradient surgery"
     config_class = DoCoConfig
+    version = "2"  # 2: the mini-canvas anchor is every other class of the axis (1: the first other class)
     official = OfficialSchedule(
         iterations=2000,
         options={"params": "esd-x-strict", "batch_size": 8, "surgery": "doco", "d_width": 64},
