@@ -23,14 +23,14 @@ every generated set, ``pipelines.cache``), each also used mirrored (``hflip``). 
 anchor is, by default, every other class of the target's axis together (``--anchor others``): a
 generic domain, as the official "painting" anchor of styles, which is also the prior batch, so
 it rehearses every concept that must stay. ``--anchor NAME`` takes one class instead (the
-official object setting); a single neighbour as anchor left the flat styles next to it
-(``DoCoConfig``'s docstring). Anchor prompts are the world's captions of the anchors with every
-class of the other axis, and the instance prompt is the same caption with the target in the
-anchor's place (the official object pattern, and on mini-canvas also the style one, since its captions name the
-style in one slot). On real models pass ``--anchor-prompts FILE`` (and ``--anchor WORD`` for
-objects): style instance prompts are ``"{p}, in the style of {target}"`` or
-``"in {target}'s style, {p}"`` (drawn per image), object prompts replace the anchor word,
-nudity prompts are ``"{target}, {p}"`` (``--concept-type``).
+official object setting); a single neighbour as the anchor left the flat styles next to it
+half-erased (``DoCoConfig``'s docstring). Anchor prompts are the world's captions of the
+anchors with every class of the other axis, and the instance prompt is the same caption with
+the target in the anchor's place (the official object pattern, and on mini-canvas also the
+style one, since its captions name the style in one slot). On real models pass
+``--anchor-prompts FILE`` (and ``--anchor WORD`` for objects): style instance prompts are
+``"{p}, in the style of {target}"`` or ``"in {target}'s style, {p}"`` (drawn per image), object
+prompts replace the anchor word, nudity prompts are ``"{target}, {p}"`` (``--concept-type``).
 
 The discriminator (:class:`PatchDiscriminator`) is the official PatchGAN on latents: stride-2 4x4
 conv blocks (64-128-256-512, BatchNorm except the first, LeakyReLU 0.2), then a 4x4 conv to a
