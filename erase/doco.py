@@ -128,7 +128,29 @@ class DoCoConfig(MethodConfig):
 
     With every other class as the anchor the target has no near neighbour to hide behind, and the
     prior batch rehearses every concept that must stay: the flat styles are erased and the
-    objects' IRA comes back. Ninety images (every caption once) buy nothing over forty."""
+    objects' IRA comes back. Ninety images (every caption once) buy nothing over forty.
+
+    With that anchor, 13 of the 20 targets meet DoCo's issue bar (UA 85, IRA and CRA 88; the
+    README's bench). The seven that miss it erase too little, so a stronger step was tried on them
+    and on stripes (``erase bench --methods doco --targets
+    grid,dots,checker,rings,circle,house,zigzag,stripes --seeds 2 --variant doco-lr5e-4=doco:lr=5e-4
+    --variant doco-s450=doco:steps=450 --out DIR``, same protocol), UA / IRA / CRA:
+
+    ============  =================  =================  =================  =================  =================  =================  =================  =================
+    setting       grid               dots               checker            rings              circle             house              zigzag             stripes
+    ============  =================  =================  =================  =================  =================  =================  =================  =================
+    **defaults**  45 / 90.6 / 100    65 / 85.6 / 100    80 / 90.6 / 100    80 / 96.1 / 100    70 / 92.8 / 92.5   80 / 100.0 / 89    100 / 87.8 / 100   100 / 88.3 / 100
+    lr 5e-4       65 / 90.6 / 100    80 / 82.2 / 99.5   85 / 89.4 / 100    95 / 91.7 / 100    100 / 89.4 / 90.5  85 / 97.2 / 93     100 / 89.4 / 100   100 / 87.2 / 100
+    450 steps     95 / 92.8 / 100    90 / 83.9 / 99.5   95 / 89.4 / 100    90 / 93.9 / 100    95 / 91.7 / 89.5   85 / 99.4 / 90.5   95 / 87.2 / 99     100 / 86.1 / 100
+    ============  =================  =================  =================  =================  =================  =================  =================  =================
+
+    Both pass five of these eight where the defaults pass one. lr 5e-4 on the other twelve targets
+    (same command, ``--targets solid,gradient,split,outline,arrow,crescent,cross,diamond,heart,
+    square,star,triangle``) loses gradient, diamond, heart and triangle (IRA 86.7-87.2, diamond UA
+    80): over all 20 it also passes 13, with styles 91.0 / 89.3 / 99.9 and objects 93.5 / 91.0 /
+    91.2 (FID 25.8 and 30.7) against the defaults' 85.0 / 89.8 / 100 and 88.5 / 94.2 / 91.3 (25.5,
+    25.1): more erasure for less retention, no more targets. 450 steps was not run on the other
+    twelve. The defaults stay; no single setting here clears the bar on every target."""
 
     steps: int = option(300, "optimiser steps, the discriminator warm-up included (official 2000)")
     warm_up: int = option(100, "first steps that train the discriminator alone; the UNet is untouched (official 1000)")
