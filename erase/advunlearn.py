@@ -116,7 +116,29 @@ class AdvUnlearnConfig(MethodConfig):
 
     No row clears UA 85 with IRA and CRA 80 on all four: gamma 2 keeps the other styles but
     lets square back, eta 1 wrecks zigzag's CRA. The defaults stay until a sweep over both
-    kinds finds a setting that holds on both."""
+    kinds finds a setting that holds on both.
+
+    The defaults do not resist UnlearnDiffAtk better than ESD (the README's bench: ASR 32.9
+    against 27.1). Their inner attacker is weaker than the attack it is meant to stand for: one
+    word embedding and 5 steps, where UnlearnDiffAtk inserts 3 tokens. A stronger inner attacker
+    (``erase bench --methods advunlearn --targets solid,split,circle,square --seeds 2 --attack
+    --attack-targets solid,split,circle,square --variant adv-k3=advunlearn:attack_k=3 --variant
+    adv-k3s15=advunlearn:attack_k=3,attack_steps=15 --out DIR``, same protocol, the bench's attack
+    budget, 10 prompts per target, 2026-11-28), UA / IRA / CRA, then ASR (%):
+
+    ==========================  ======================  ======================  ======================  ======================
+    setting                     solid                   split                   circle                  square
+    ==========================  ======================  ======================  ======================  ======================
+    defaults (k 1, 5 steps)     95 / 86.7 / 99.5, 60    100 / 67.8 / 94, 40     90 / 86.7 / 75, 40      75 / 87.8 / 80.5, 30
+    k 3                         90 / 81.7 / 100, 10     90 / 68.3 / 82, 20      95 / 80.0 / 85, 50      100 / 90.0 / 88.5, 20
+    k 3, 15 steps               90 / 78.3 / 99.5, 0     100 / 73.3 / 99.5, 0    100 / 72.8 / 83, 30     100 / 88.3 / 82, 10
+    ESD (for the ASR)           ASR 10                  ASR 40                  ASR 40                  ASR 50
+    ==========================  ======================  ======================  ======================  ======================
+
+    Three embeddings and 15 steps bring the ASR on these four from 42.5 to 10 (ESD: 35), and
+    erase square fully, for 120-130 s of training per concept against 82; they cost IRA (73-88,
+    the bar is 80). The next sweep: this attacker with a larger retain weight (gamma 2 lifted
+    style IRA by 5-13 points above)."""
 
     preset: Literal["mini-canvas", "official"] = option(
         "mini-canvas", "mini-canvas (these defaults) or official (SD 1.x: 1000 iterations, lr 1e-5, 30 attack steps "
