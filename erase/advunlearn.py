@@ -106,13 +106,13 @@ class AdvUnlearnConfig(MethodConfig):
     --seeds 2 --variant adv-g2=advunlearn:retain_weight=2 --variant
     adv-eta1=advunlearn:negative_guidance=1.0 --out DIR`` (same protocol, 3 processes on the 2 cores):
 
-    ========================  ===============  ===============  ===============  ===============
-    UA / IRA / CRA            split            zigzag           stripes          square
-    ========================  ===============  ===============  ===============  ===============
-    defaults (gamma 1, eta 1.5)  100 / 68 / 94    100 / 72 / 100    85 / 76 / 100    75 / 88 / 81
-    gamma 2                    95 / 81 / 100   100 / 79 / 100    90 / 81 / 99     55 / 100 / 84
-    eta 1                      95 / 79 / 100   100 / 84 / 70     90 / 77 / 95     85 / 90 / 94
-    ========================  ===============  ===============  ===============  ===============
+    ===========================  ===============  ===============  ===============  ===============
+    UA / IRA / CRA               split            zigzag           stripes          square
+    ===========================  ===============  ===============  ===============  ===============
+    defaults (gamma 1, eta 1.5)  100 / 68 / 94    100 / 72 / 100   85 / 76 / 100    75 / 88 / 81
+    gamma 2                      95 / 81 / 100    100 / 79 / 100   90 / 81 / 99     55 / 100 / 84
+    eta 1                        95 / 79 / 100    100 / 84 / 70    90 / 77 / 95     85 / 90 / 94
+    ===========================  ===============  ===============  ===============  ===============
 
     No row clears UA 85 with IRA and CRA 80 on all four: gamma 2 keeps the other styles but
     lets square back, eta 1 wrecks zigzag's CRA. The defaults stay until a sweep over both

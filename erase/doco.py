@@ -330,11 +330,12 @@ class DoCo(ErasureMethod):
             raise ConfigError(f"{e} DoCo needs anchor images: on your own model pass --anchor-prompts FILE, "
                               "--concept-type and (objects) --anchor WORD") from None
         axis = spec.objects if kind == "object" else spec.styles
-        if cfg.anchor in (None, OTHERS):
+        label = OTHERS if cfg.anchor in (None, OTHERS) else spec.canonical(cfg.anchor)
+        if label == OTHERS:
             anchors = [c for c in axis if c != target]
         else:
-            anchors = [spec.canonical(cfg.anchor)]
-            if anchors[0] == target or spec.kind(anchors[0]) != kind:
+            anchors = [label]
+            if label == target or spec.kind(label) != kind:
                 raise ConfigError(f"--anchor {cfg.anchor!r} must be another {kind} of the world than the target {target!r}, "
                                   f"or {OTHERS!r}")
         others = spec.styles if kind == "object" else spec.objects
@@ -345,8 +346,7 @@ class DoCo(ErasureMethod):
         # Anchors vary fastest, so the first --anchor-images captions cover every anchor class.
         captions = [caption(a, o) for o in others for a in anchors]
         instances = [caption(target, o) for o in others for _ in anchors]
-        anchor = anchors[0] if len(anchors) == 1 else OTHERS
-        return captions, instances, {"world": spec.name, "anchor": anchor, "kind": kind}
+        return captions, instances, {"world": spec.name, "anchor": label, "kind": kind}
 
     def prepare(self, backbone, params, originals) -> None:
         from pipelines.cache import default_cache_root
