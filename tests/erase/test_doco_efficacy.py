@@ -1,10 +1,11 @@
 """DoCo on the shipped mini-canvas model, judged by the mini-canvas judge (`erase eval`).
 
-Default config (300 steps of which 100 train the discriminator alone, cross-attention key and
+Default config (450 steps of which 100 train the discriminator alone, cross-attention key and
 value, UNet lr 3e-4, DoCo's concept-preserving gradient, every other style as the anchor, drawn
 by the base model), stripes; `erase eval` on seed 0 (10 prompts per class). Measured (seed 0,
-2-core CPU shared with a bench, 2026-11-28, one run, OMP_NUM_THREADS=1): UA 100.0, IRA 87.8,
-CRA 100.0 (with the single-class anchor "solid", 2026-11-27: 100.0 / 77.8 / 100.0). The base
+2-core CPU shared with a bench, 2026-11-28, one run, OMP_NUM_THREADS=1): UA 100.0, IRA 87.78,
+CRA 100.0, the same as at 300 steps (with the single-class anchor "solid", 2026-11-27: 100.0 /
+77.8 / 100.0). The base
 model's own style IRA is about 90. The floors sit one to two images per class below the
 measurement, so a DoCo that does not erase, or that wrecks the other styles or the objects, fails.
 """
