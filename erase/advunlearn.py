@@ -36,8 +36,8 @@ Faithfulness notes and deviations:
     the mode the official README uses.
   * The target is ESD's paper/CompVis form (unconditional base), as AdvUnlearn's code has it.
   * ``preset="official"`` sets the official SD 1.x schedule on every field still at its
-    default (1000 iterations, lr 1e-5, 30 attack steps redrawn each step, warm-up 200,
-    gamma 0.3 as in the README, retain batch 5); flags given explicitly win.
+    default (1000 iterations, lr 1e-5, 30 attack steps redrawn each step, one adversarial
+    embedding, warm-up 200, gamma 0.3 as in the README, retain batch 5); flags given explicitly win.
 """
 
 from __future__ import annotations
@@ -72,16 +72,17 @@ logger = logging.getLogger(__name__)
 #: The official SD 1.x schedule (README and code defaults), applied by ``preset="official"``.
 OFFICIAL = {
     "steps": 1000, "lr": 1e-5, "ddim_steps": 50, "warmup": 200, "attack_every": 1, "attack_steps": 30,
-    "attack_lr": 1e-3, "attack_resample": True, "retain_weight": 0.3, "retain_batch": 5, "negative_guidance": 1.0,
+    "attack_lr": 1e-3, "attack_k": 1, "attack_resample": True, "retain_weight": 0.3, "retain_batch": 5, "negative_guidance": 1.0,
 }
 
 
 @dataclass
 class AdvUnlearnConfig(MethodConfig):
     """AdvUnlearn settings. The defaults are a CPU-sized schedule for the shipped mini-canvas
-    model (120 iterations, 20 warm-up, 5 attacker steps reusing the iteration's x_t, 20 DDIM
-    steps as mini-canvas evaluates, lr 1e-3 as ESD's tuned mini-canvas value), with the retain
-    term and eta chosen by a sweep. ``erase bench --methods advunlearn --targets
+    model (120 iterations, 20 warm-up, an attacker of 3 word embeddings and 15 steps reusing the
+    iteration's x_t, 20 DDIM steps as mini-canvas evaluates, lr 1e-3 as ESD's tuned mini-canvas
+    value), with the retain term, eta and the attacker chosen by the sweeps below. The first was
+    run on the first-phase base model. ``erase bench --methods advunlearn --targets
     heart,gradient,star --seeds 2 --method-config advunlearn=FILE`` (seed 0, 200 images per
     target, 2-core CPU shared with other jobs), UA / IRA / CRA for heart, gradient, star:
 
@@ -101,7 +102,7 @@ class AdvUnlearnConfig(MethodConfig):
     every prompt goes through, lost the other kind's concepts (CRA 61). Training took 135-165 s
     per concept with the chosen defaults. ``preset="official"`` gives the official SD 1.x schedule.
 
-    On the two-phase base model (shipped since 2026-11-27) these defaults lose style IRA on a
+    On the two-phase base model (shipped since 2026-11-27) those settings lose style IRA on a
     few targets. ``erase bench --methods advunlearn --targets split,zigzag,stripes,square
     --seeds 2 --variant adv-g2=advunlearn:retain_weight=2 --variant
     adv-eta1=advunlearn:negative_guidance=1.0 --out DIR`` (same protocol, 3 processes on the 2 cores):
@@ -109,40 +110,56 @@ class AdvUnlearnConfig(MethodConfig):
     ===========================  ===============  ===============  ===============  ===============
     UA / IRA / CRA               split            zigzag           stripes          square
     ===========================  ===============  ===============  ===============  ===============
-    defaults (gamma 1, eta 1.5)  100 / 68 / 94    100 / 72 / 100   85 / 76 / 100    75 / 88 / 81
+    gamma 1, eta 1.5 (then)      100 / 68 / 94    100 / 72 / 100   85 / 76 / 100    75 / 88 / 81
     gamma 2                      95 / 81 / 100    100 / 79 / 100   90 / 81 / 99     55 / 100 / 84
     eta 1                        95 / 79 / 100    100 / 84 / 70    90 / 77 / 95     85 / 90 / 94
     ===========================  ===============  ===============  ===============  ===============
 
     No row clears UA 85 with IRA and CRA 80 on all four: gamma 2 keeps the other styles but
-    lets square back, eta 1 wrecks zigzag's CRA. The defaults stay until a sweep over both
-    kinds finds a setting that holds on both.
+    lets square back, eta 1 wrecks zigzag's CRA.
 
-    The defaults do not resist UnlearnDiffAtk better than ESD (the README's bench: ASR 32.9
+    Those settings did not resist UnlearnDiffAtk better than ESD (the README's bench: ASR 32.9
     against 27.1). Their inner attacker is weaker than the attack it is meant to stand for: one
     word embedding and 5 steps, where UnlearnDiffAtk inserts 3 tokens. A stronger inner attacker
     (``erase bench --methods advunlearn --targets solid,split,circle,square --seeds 2 --attack
     --attack-targets solid,split,circle,square --variant adv-k3=advunlearn:attack_k=3 --variant
-    adv-k3s15=advunlearn:attack_k=3,attack_steps=15 --out DIR``, same protocol, the bench's attack
-    budget, 10 prompts per target, 2026-11-28), UA / IRA / CRA, then ASR (%):
+    adv-k3s15=advunlearn:attack_k=3,attack_steps=15 --out DIR``; the last two rows by ``--variant
+    adv-k3s15g2=advunlearn:attack_k=3,attack_steps=15,retain_weight=2 --variant
+    adv-k3s15g2r8=advunlearn:attack_k=3,attack_steps=15,retain_weight=2,retain_batch=8``; same
+    protocol, the bench's attack budget, 10 prompts per target, 2026-11-28), UA / IRA / CRA, then
+    ASR (%):
 
     ==========================  ======================  ======================  ======================  ======================
     setting                     solid                   split                   circle                  square
     ==========================  ======================  ======================  ======================  ======================
-    defaults (k 1, 5 steps)     95 / 86.7 / 99.5, 60    100 / 67.8 / 94, 40     90 / 86.7 / 75, 40      75 / 87.8 / 80.5, 30
+    k 1, 5 steps (version 1)    95 / 86.7 / 99.5, 60    100 / 67.8 / 94, 40     90 / 86.7 / 75, 40      75 / 87.8 / 80.5, 30
     k 3                         90 / 81.7 / 100, 10     90 / 68.3 / 82, 20      95 / 80.0 / 85, 50      100 / 90.0 / 88.5, 20
     k 3, 15 steps               90 / 78.3 / 99.5, 0     100 / 73.3 / 99.5, 0    100 / 72.8 / 83, 30     100 / 88.3 / 82, 10
+    k 3, 15 steps, gamma 2      90 / 72.2 / 99.5, 30    85 / 80.6 / 94, 40      85 / 87.2 / 70.5, 30    85 / 91.7 / 90, 20
+    **k 3, 15, gamma 2, 8 r.**  90 / 82.2 / 100, 60     100 / 83.3 / 92, 10     90 / 87.8 / 88.5, 20    95 / 90.6 / 93, 10
     ESD (for the ASR)           ASR 10                  ASR 40                  ASR 40                  ASR 50
     ==========================  ======================  ======================  ======================  ======================
 
     Three embeddings and 15 steps bring the ASR on these four from 42.5 to 10 (ESD: 35), and
     erase square fully, for 120-130 s of training per concept against 82; they cost IRA (73-88,
-    the bar is 80). The next sweep: this attacker with a larger retain weight (gamma 2 lifted
-    style IRA by 5-13 points above)."""
+    the bar is 80). A retain weight of 2 alone does not give it back (the ``gamma 2`` row: circle's
+    CRA 70.5); with 8 retain prompts per iteration instead of 4 (the bold row, ``retain_batch=8``;
+    150-160 s) all four clear UA 85 with IRA and CRA 80. Solid's ASR moves between 0 and 60 from
+    row to row: ten prompts, one seed.
+
+    Those are the defaults since 2026-11-28 (version 2). Over all 20 targets (the README's bench
+    command, its seven attacked targets), against the earlier defaults (1 embedding, 5 steps,
+    gamma 1 over 4 prompts): 16 targets clear UA 85 with IRA and CRA 80 (was 13; ESD 17); styles
+    96.0 / 85.8 / 96.2 (was 94.0 / 83.1 / 95.5), objects 91.0 / 91.5 / 91.7 (89.5 / 91.5 / 89.0);
+    ASR 22.9 (was 32.9; ESD 27.1). The attack is halved against ESD on split, circle, square and
+    star (10, 20, 10, 10 against 40, 40, 50, 40), not on the flat styles solid and gradient (60
+    and 40 against ESD's 10) nor on triangle (10 against 0). Training took 179 s per style and
+    195 per object (median; at most 280) on the bench's loaded 2 cores. Still missing: grid (UA
+    75), diamond (80), house (IRA 79.4), stripes (IRA 77.2)."""
 
     preset: Literal["mini-canvas", "official"] = option(
         "mini-canvas", "mini-canvas (these defaults) or official (SD 1.x: 1000 iterations, lr 1e-5, 30 attack steps "
-        "redrawn each step, warm-up 200, gamma 0.3, retain batch 5, eta 1) for every option left at its default")
+        "redrawn each step, 1 adversarial embedding, warm-up 200, gamma 0.3, retain batch 5, eta 1) for every option left at its default")
     steps: int = option(120, "outer iterations (official 1000)")
     params: str = option("te-full", "weights to train: te-full (every text-encoder layer, never the embeddings; "
                          "official text_encoder_full), te-ffn, te-attn, te-layers:I-J, or a UNet preset (esd-x, esd-u)")
@@ -152,9 +169,9 @@ class AdvUnlearnConfig(MethodConfig):
     ddim_steps: int = option(20, "DDIM steps of the schedule x_t is sampled on (official 50; mini-canvas evaluates with 20)")
     warmup: int = option(20, "iterations of plain ESD on the clean prompt before the attacker starts (official 200)")
     attack_every: int = option(1, "run the attacker every N iterations; in between the latest embeddings are reused (official 1)")
-    attack_steps: int = option(5, "attacker steps per attack (official 30)")
+    attack_steps: int = option(15, "attacker steps per attack (official 30)")
     attack_lr: float = option(1e-2, "attacker Adam learning rate (official 1e-3)")
-    attack_k: int = option(1, "number of adversarial word embeddings (official adv_prompt_num 1)")
+    attack_k: int = option(3, "number of adversarial word embeddings (official adv_prompt_num 1; mini-canvas 3, as many as UnlearnDiffAtk inserts)")
     attack_insertion: Literal["prefix_k", "suffix_k", "mid_k", "insert_k", "replace_k", "add"] = option(
         "prefix_k", "where the embeddings go in the prompt (official default prefix_k)")
     attack_init: Literal["latest", "random"] = option("latest", "start each attack from the previous embeddings (official code) "
@@ -164,8 +181,8 @@ class AdvUnlearnConfig(MethodConfig):
                                            "behaviour); --no-attack-accumulate-grads clears them")
     attack_resample: bool = option(False, "draw a fresh x_t for every attacker step (official; costly) instead of reusing "
                                    "the iteration's x_t")
-    retain_weight: float = option(1.0, "gamma: weight of the retain term (official code 1.0, its README 0.3); 0 turns it off")
-    retain_batch: int = option(4, "retain prompts per iteration (official 5); each costs a partial DDIM sample")
+    retain_weight: float = option(2.0, "gamma: weight of the retain term (official code 1.0, its README 0.3; mini-canvas 2); 0 turns it off")
+    retain_batch: int = option(8, "retain prompts per iteration (official 5; mini-canvas 8); each costs a partial DDIM sample")
     retain_prompts: str | None = option(None, "text file of retain prompts, one per line (default: mini-canvas: the world's "
                                         "other prompts; else 'a photo of a {COCO object}')")
     retain_filter: bool = option(True, "drop retain prompts that share a word with the concept (the official filtered set)")
@@ -218,6 +235,7 @@ def retain_pool(config: AdvUnlearnConfig) -> tuple[list[str], str]:
 @register
 class AdvUnlearn(ErasureMethod):
     name = "advunlearn"
+    version = "2"  # 2: the mini-canvas attacker is 3 embeddings x 15 steps, gamma 2 over 8 retain prompts (1: 1 x 5, gamma 1 over 4)
     summary = "AdvUnlearn: ESD on the text encoder against a soft-prompt attacker, with a retain term (robust to prompt attacks)"
     config_class = AdvUnlearnConfig
     official = OfficialSchedule(

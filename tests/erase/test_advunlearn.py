@@ -52,7 +52,7 @@ def test_every_attack_in_the_loop_lowers_its_loss(tiny_pipe):
     attacks = result.record["attack"]
     assert attacks["count"] == 3 and [a["step"] for a in attacks["losses"]] == [2, 3, 4]
     assert all(a["last"] < a["first"] for a in attacks["losses"]), attacks
-    assert method.delta.shape == (1, tiny_pipe.text_encoder.config.hidden_size)
+    assert method.delta.shape == (method.config.attack_k, tiny_pipe.text_encoder.config.hidden_size)  # one row per embedding
 
 
 def test_the_attacked_prompt_brings_the_concept_back(tiny_pipe):
@@ -127,6 +127,8 @@ def test_official_preset_fills_the_defaults_and_explicit_values_win():
     config = AdvUnlearnConfig(concepts=["nudity"], preset="official", attack_steps=7)
     config.validate()
     assert (config.steps, config.lr, config.warmup, config.attack_resample, config.attack_steps) == (1000, 1e-5, 200, True, 7)
+    # The official attacker is one word embedding, whatever the mini-canvas default is.
+    assert (config.attack_k, config.retain_weight, config.retain_batch) == (1, 0.3, 5)
 
 
 @pytest.mark.parametrize(
