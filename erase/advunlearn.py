@@ -100,7 +100,7 @@ class AdvUnlearnConfig(MethodConfig):
 
     gamma 1 is the official code's value (its README says 0.3): with 0.3 the text encoder, which
     every prompt goes through, lost the other kind's concepts (CRA 61). Training took 135-165 s
-    per concept with the chosen defaults. ``preset="official"`` gives the official SD 1.x schedule.
+    per concept with the settings chosen then. ``preset="official"`` gives the official SD 1.x schedule.
 
     On the two-phase base model (shipped since 2026-11-27) those settings lose style IRA on a
     few targets. ``erase bench --methods advunlearn --targets split,zigzag,stripes,square
