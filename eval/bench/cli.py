@@ -211,7 +211,7 @@ def run(args) -> int:
         _check_attack(cell)
     model_sha256 = _model_sha256(args.model)
     if args.records:
-        _restore_records(args.records, args.out, cells)
+        _restore_records(args.records, args.out, cells, model_sha256)
     done = [not args.rerun and is_done(c, args.out, model_sha256) for c in cells]
     todo = [c for c, finished in zip(cells, done) if not finished]
     if is_main_process():  # said once, not once per process
@@ -243,7 +243,7 @@ def run(args) -> int:
     return 0
 
 
-def _restore_records(records: str, out: str, cells: list[Cell]) -> None:
+def _restore_records(records: str, out: str, cells: list[Cell], model_sha256: str | None) -> None:
     """The main process puts the kept records back into ``out``; every process then reads the same
     finished set (a collective, like :func:`start_run`)."""
     from pipelines.sharding import is_main_process, wait_for_everyone
@@ -254,7 +254,7 @@ def _restore_records(records: str, out: str, cells: list[Cell]) -> None:
     if os.path.exists(records) and not os.path.isdir(records):
         raise ConfigError(f"--records {records} is a file: give a folder (created if missing) for the cell records")
     if is_main_process():
-        logger.info("%d finished cells restored from %s", restore(records, out, cells), records)
+        logger.info("%d finished cells restored from %s", restore(records, out, cells, model_sha256), records)
     wait_for_everyone()
 
 

@@ -272,6 +272,27 @@ def test_records_kept_elsewhere_resume_a_bench_whose_folder_is_gone(fakes, tmp_p
     assert record["robustness"]["budget"] == {"stages": 3}  # and the new record replaces the kept one
 
 
+def test_finished_records_replace_the_stale_cells_of_an_old_bench_folder(fakes, tmp_path):
+    """A local ``--out`` last run under older defaults, records finished elsewhere under today's:
+    nothing is trained again, and the stale cells are moved aside, not deleted."""
+    config = tmp_path / "esd.yaml"
+    config.write_text("lr: 0.002\n")
+    old, records = tmp_path / "old", tmp_path / "records"
+    assert bench(old) == 0  # the old defaults
+    assert bench(tmp_path / "elsewhere", "--method-config", f"esd={config}", "--records", str(records)) == 0
+    (records / "cells" / "esd" / "heart" / "cell.json").unlink()  # not finished elsewhere either
+    fakes.calls.clear()
+    assert bench(old, "--method-config", f"esd={config}", "--records", str(records)) == 0
+    assert [c[1:3] for c in fakes.calls if c[0] == "erase"] == [("esd", "heart")]
+    assert outputs(old) == outputs(tmp_path / "elsewhere")
+    aside = old / "superseded"
+    stale = json.loads((aside / "esd" / "star.1" / "cell.json").read_text())
+    assert stale["config"].get("lr") != 0.002 and (aside / "esd" / "star.1" / "artifact").is_dir()
+    assert not (aside / "esd" / "heart.1").exists()  # redone in place, as any stale cell
+    assert not (aside / "salun").exists()  # finished as planned: its own, kept
+    assert sorted(p.name for p in (old / "cells" / "esd").iterdir()) == sorted(TARGETS.split(","))  # readers see no stale cell
+
+
 def test_records_in_the_bench_folder_itself_are_refused(fakes, tmp_path):
     with pytest.raises(ConfigError, match="folder of its own"):
         bench(tmp_path / "bench", "--records", str(tmp_path / "bench"))
