@@ -27,7 +27,7 @@ the evaluation then found 35-50 % of the concept still shown on rings, solid, ch
 the checker and zigzag artifacts read 18-22 % over 120 images of either seed range (evaluation's
 0.., the probes' 1000..): the gap is sampling noise, and the default threshold (15 %) leaves that
 margin. Four probe seeds instead of two (``--variant fs-p4=fewshot:probe_seeds=4``, the same bench) chose
-another epoch on 6 of the 20 targets and met the issue's bar on as many (9), for 75-85 s of probing
+another epoch on 6 of the 20 targets and met the issue's bar on the same number (9), for 75-85 s of probing
 instead of 44: the evaluation's own 20 images are as noisy, so two stay the default.
 
 Probe seeds start at 1000, disjoint from ``erase eval``'s (0, 1, 2), so the choice is not fitted
