@@ -209,7 +209,7 @@ def run(args) -> int:
     cells = plan_cells(args)
     for cell in [c for c in cells if c.attack][:1]:
         _check_attack(cell)
-    model_sha256 = _model_sha256(args.model)
+    model_sha256 = base_model_sha256(args.model)
     if args.records:
         _restore_records(args.records, args.out, cells, model_sha256)
     done = [not args.rerun and is_done(c, args.out, model_sha256) for c in cells]
@@ -258,7 +258,7 @@ def _restore_records(records: str, out: str, cells: list[Cell], model_sha256: st
     wait_for_everyone()
 
 
-def _model_sha256(model: str) -> str | None:
+def base_model_sha256(model: str) -> str | None:
     """The base model's weights hash, which every record keeps (None for a hub id: loading it fails
     offline with its own message)."""
     from pipelines.fingerprint import weights_sha256

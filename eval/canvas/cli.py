@@ -24,9 +24,9 @@ def add_parser(sub) -> None:
     refine = verbs.add_parser("refine", help="go on training a built folder's UNet and text encoder (a warm restart) into --out")
     refine.add_argument("--folder", default=mini_canvas_dir(), help="built mini-canvas folder to start from (default: the shipped one)")
     refine.add_argument("--out", required=True, help="folder to write (never the one it starts from)")
-    refine.add_argument("--steps", type=int, default=2000, help="training steps of the second phase (default: 2000, 22 min on 2 CPU cores)")
-    refine.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of the second phase (default: 3e-4)")
-    refine.add_argument("--seed", type=int, default=None, help="batch and noise seed (default: 1, so that its batches are not the first phase's, seed 0)")
+    refine.add_argument("--steps", type=int, default=2000, help="training steps of this phase (default: 2000, 22 min on 2 CPU cores)")
+    refine.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of this phase (default: 3e-4)")
+    refine.add_argument("--seed", type=int, default=None, help="batch and noise seed (default: the number of phases --folder went through, build included, so that no earlier phase drew its batches)")
     refine.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     refine.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     refine.set_defaults(handler=run_refine)
@@ -59,10 +59,9 @@ def run_train(args) -> int:
 def run_refine(args) -> int:
     from pipelines import resolve_device
 
-    from .training.refine import REFINE_SEED, refine_mini_canvas
+    from .training.refine import refine_mini_canvas
 
-    seed = REFINE_SEED if args.seed is None else args.seed
-    manifest = refine_mini_canvas(args.folder, args.out, steps=args.steps, lr=args.lr, seed=seed,
+    manifest = refine_mini_canvas(args.folder, args.out, steps=args.steps, lr=args.lr, seed=args.seed,
                                   device=resolve_device(args.device), overwrite=args.overwrite, progress=not args.quiet)
     print(json.dumps({"out": args.out, "refined": manifest["refined"]}, indent=2))
     return 0

@@ -11,13 +11,14 @@ BEFORE = "# Project\n\nintro\n\n"
 AFTER = "\n\n## Next section\n\nkept as is\n"
 
 
-def bench(root, ua=80.0):
+def bench(root, ua=80.0, method="esd", model_sha256=None):
     folder = root / "bench-x"
     for target, kind in (("stripes", "style"), ("star", "object")):
-        cell = folder / "cells" / "esd" / target
+        cell = folder / "cells" / method / target
         cell.mkdir(parents=True)
         (cell / "cell.json").write_text(json.dumps({
-            "status": "done", "method": "esd", "target": target, "kind": kind,
+            **({"model_sha256": model_sha256} if model_sha256 else {}),
+            "status": "done", "method": method, "target": target, "kind": kind,
             "metrics": {"ua": ua, "ira": 90.0, "cra": 100.0, "fid": 30.0, "clip": 60.0},
             "robustness": {"pre_asr": 10.0, "asr": 30.0},
             "cost": {"train_seconds": 100.0, "wall_seconds": 1800.0, "eval_seconds": 1800.0, "attack_seconds": None},
@@ -74,3 +75,21 @@ def test_named_blocks_fill_only_their_own_markers(tmp_path):
                         "--block", "esd"]) == 0
     text = path.read_text()
     assert text.startswith(other) and "old\n" not in text and "| esd | 1+1 | 80.0 |" in text
+
+
+def test_cells_measured_on_another_base_model_are_left_out_and_counted(tmp_path, monkeypatch):
+    """After the shipped model is retrained, cells not yet re-run must not sit in one table with re-run ones."""
+    from eval.bench import cli
+
+    bench(tmp_path, ua=80.0, method="esd", model_sha256="new-weights")
+    folder = bench(tmp_path, ua=20.0, method="salun", model_sha256="old-weights")
+    monkeypatch.setattr(cli, "base_model_sha256", lambda model: "new-weights")
+    path = tmp_path / "README.md"
+    path.write_text(readme.START + "\n" + readme.END + "\n")
+    assert readme.main(["--bench", str(folder), "--readme", str(path), "--assets", str(tmp_path / "a")]) == 0
+    text = path.read_text()
+    assert "| esd | 1+1 | 80.0 |" in text and "| salun |" not in text
+    assert "Left out: 2 cells measured on an earlier base model, not yet re-run on this one: salun (2)." in text
+
+    monkeypatch.setattr(cli, "base_model_sha256", lambda model: "third-weights")
+    assert readme.main(["--bench", str(folder), "--readme", str(path), "--assets", str(tmp_path / "a")]) == 2

@@ -217,7 +217,7 @@ def test_cells_recorded_on_other_base_weights_are_redone(fakes, monkeypatch, tmp
     """The key names the base model; its weights hash, kept in each record, catches a retrained one.
     A record from before the hash was kept is reused, and the bench says so."""
     out = tmp_path / "bench"
-    monkeypatch.setattr(cli, "_model_sha256", lambda model: "weights-a")
+    monkeypatch.setattr(cli, "base_model_sha256", lambda model: "weights-a")
     bench(out)
     assert json.loads((out / "cells" / "esd" / "star" / "cell.json").read_text())["model_sha256"] == "weights-a"
     fakes.calls.clear()
@@ -225,7 +225,7 @@ def test_cells_recorded_on_other_base_weights_are_redone(fakes, monkeypatch, tmp
     assert [c for c in fakes.calls if c[0] == "erase"] == []  # same weights: nothing redone
     legacy = out / "cells" / "esd" / "star" / "cell.json"
     legacy.write_text(json.dumps({k: v for k, v in json.loads(legacy.read_text()).items() if k != "model_sha256"}))
-    monkeypatch.setattr(cli, "_model_sha256", lambda model: "weights-b")
+    monkeypatch.setattr(cli, "base_model_sha256", lambda model: "weights-b")
     with caplog.at_level("WARNING", logger="erase"):
         bench(out)
     erased = {c[1:3] for c in fakes.calls if c[0] == "erase"}

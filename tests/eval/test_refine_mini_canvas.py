@@ -30,6 +30,7 @@ def small_canvas(tmp_path):
 
 def test_refine_trains_unet_and_text_encoder_only_and_records_where_it_started(small_canvas, tmp_path):
     out = str(tmp_path / "refined")
+    phases_before = len(json.load(open(os.path.join(small_canvas, "manifest.json"))).get("refined", []))
     manifest = refine_mini_canvas(small_canvas, out, steps=2, lr=1e-3, progress=False)
     before, after = load_pipeline(os.path.join(small_canvas, "pipeline")), load_pipeline(os.path.join(out, "pipeline"))
     changed = lambda a, b: any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
@@ -37,7 +38,7 @@ def test_refine_trains_unet_and_text_encoder_only_and_records_where_it_started(s
     assert not changed(before.vae, after.vae)
     assert file_sha256(os.path.join(out, "judge.safetensors")) == file_sha256(os.path.join(small_canvas, "judge.safetensors"))
     phase = manifest["refined"][-1]
-    assert phase["steps"] == 2 and phase["seed"] == 1 and phase["started_from_sha256"] == weights_sha256(os.path.join(small_canvas, "pipeline"))
+    assert phase["steps"] == 2 and phase["seed"] == phases_before + 1 and phase["started_from_sha256"] == weights_sha256(os.path.join(small_canvas, "pipeline"))
     assert "one_step" not in manifest and not os.path.exists(os.path.join(out, "one_step"))  # distilled from the old UNet
     assert json.load(open(os.path.join(out, "manifest.json"))) == json.loads(json.dumps(manifest))
     with pytest.raises(EraseError, match="--overwrite"):

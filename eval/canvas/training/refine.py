@@ -1,10 +1,12 @@
-"""Go on training a built mini-canvas model (``erase mini-canvas refine``): a second, shorter phase.
+"""Go on training a built mini-canvas model (``erase mini-canvas refine``): a further, shorter phase.
 
 The cpu budget stops the UNet and text encoder at 5000 steps, where some styles are still drawn
 poorly (rings, dots, split: ``erase mini-canvas check``) although the VAE keeps them legible. A
 second phase of the same loss from the built weights, at a lower learning rate with its own warm-up
 and cosine decay (a warm restart) and a fresh EMA, is how those styles are reached without
-retraining from scratch. Its default seed (1) draws batches the first phase (seed 0) never drew.
+retraining from scratch. Phases chain: each starts from the folder the last one wrote, and its default
+seed is the number of phases before it (1 for the first refine, 2 for the next, after the build's 0), so
+each draws batches no earlier phase drew.
 
 The judge and the mini CLIP are copied unchanged; a ``one_step/`` generator is not, because it was
 distilled from the old UNet (``erase mini-canvas distil --folder OUT`` makes a new one). Every phase
@@ -32,12 +34,11 @@ from .text_to_image import train_text_to_image
 
 logger = logging.getLogger(__name__)
 
-REFINE_SEED = 1
-
-
-def refine_mini_canvas(folder: str, out: str, *, steps: int, lr: float, seed: int = REFINE_SEED, device: str = "cpu",
+def refine_mini_canvas(folder: str, out: str, *, steps: int, lr: float, seed: int | None = None, device: str = "cpu",
                        overwrite: bool = False, progress: bool = True) -> dict:
-    """Train ``folder``'s UNet and text encoder ``steps`` more steps into ``out``; returns the new manifest."""
+    """Train ``folder``'s UNet and text encoder ``steps`` more steps into ``out``; returns the new manifest.
+
+    ``seed`` defaults to one more than the number of refine phases ``folder`` already went through."""
     from eval.canvas import mini_canvas
 
     manifest_path = os.path.join(folder, "manifest.json")
@@ -57,6 +58,8 @@ def refine_mini_canvas(folder: str, out: str, *, steps: int, lr: float, seed: in
                           "by `erase mini-canvas train`")
     pipe = load_pipeline(os.path.join(folder, "pipeline"))
     started_from = weights_sha256(os.path.join(folder, "pipeline"))
+    if seed is None:
+        seed = 1 + len(manifest.get("refined", []))
     data = build_training_set(mini_canvas(), plan["images_per_pair"], seed=manifest["seed"])
     start = time.perf_counter()
     unet, text_encoder, report = train_text_to_image(
