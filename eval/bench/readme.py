@@ -70,7 +70,7 @@ def _left_out_line(left_out: list[dict]) -> str:
     for record in left_out:
         per_method[record["method"]] = per_method.get(record["method"], 0) + 1
     listed = ", ".join(f"{method} ({n})" for method, n in sorted(per_method.items()))
-    return (f"Left out: {len(left_out)} cells measured on an earlier base model, not yet re-run on this one: {listed}. "
+    return (f"Left out: {len(left_out)} cells measured on another base model, not yet re-run on this one: {listed}. "
             "Running the bench command again runs them.")
 
 

@@ -89,7 +89,7 @@ def test_cells_measured_on_another_base_model_are_left_out_and_counted(tmp_path,
     assert readme.main(["--bench", str(folder), "--readme", str(path), "--assets", str(tmp_path / "a")]) == 0
     text = path.read_text()
     assert "| esd | 1+1 | 80.0 |" in text and "| salun |" not in text
-    assert "Left out: 2 cells measured on an earlier base model, not yet re-run on this one: salun (2)." in text
+    assert "Left out: 2 cells measured on another base model, not yet re-run on this one: salun (2)." in text
 
     monkeypatch.setattr(cli, "base_model_sha256", lambda model: "third-weights")
     assert readme.main(["--bench", str(folder), "--readme", str(path), "--assets", str(tmp_path / "a")]) == 2

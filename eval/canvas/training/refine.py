@@ -34,6 +34,7 @@ from .text_to_image import train_text_to_image
 
 logger = logging.getLogger(__name__)
 
+
 def refine_mini_canvas(folder: str, out: str, *, steps: int, lr: float, seed: int | None = None, device: str = "cpu",
                        overwrite: bool = False, progress: bool = True) -> dict:
     """Train ``folder``'s UNet and text encoder ``steps`` more steps into ``out``; returns the new manifest.
