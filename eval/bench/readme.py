@@ -124,7 +124,11 @@ def update(bench: str, readme: str, assets: str | None = None, command: str | No
         text = f.read()
     replace_block(text, "", readme, block_name)  # refuse before writing anything
     assets = assets or os.path.join("eval", "measurements", os.path.basename(os.path.normpath(bench)))
-    current, left_out = split_by_model(records(bench), base_model_sha256(model))
+    model_sha256 = base_model_sha256(model)
+    if model_sha256 is None:
+        raise ConfigError(f"--model {model} is not on this machine, so its cells cannot be told from another model's; "
+                          "pass the local folder or file the bench ran on (default: mini-canvas, the shipped model)")
+    current, left_out = split_by_model(records(bench), model_sha256)
     if not current:
         raise ConfigError(f"none of {bench}'s finished cells was measured on {model}'s weights; run the bench on it first")
     write_outputs(assets, current, seconds_this_run=None)  # each file written atomically

@@ -93,3 +93,14 @@ def test_cells_measured_on_another_base_model_are_left_out_and_counted(tmp_path,
 
     monkeypatch.setattr(cli, "base_model_sha256", lambda model: "third-weights")
     assert readme.main(["--bench", str(folder), "--readme", str(path), "--assets", str(tmp_path / "a")]) == 2
+
+
+def test_a_model_that_is_not_on_this_machine_is_refused(tmp_path, capsys):
+    """A mistyped --model must not silently turn the base-model filter off."""
+    path = tmp_path / "README.md"
+    path.write_text(readme.START + "\n" + readme.END + "\n")
+    assert readme.main(["--bench", str(bench(tmp_path)), "--readme", str(path), "--assets", str(tmp_path / "a"),
+                        "--model", str(tmp_path / "no-such-model")]) == 2
+    err = capsys.readouterr().err
+    assert "is not on this machine" in err and "Traceback" not in err
+    assert path.read_text() == readme.START + "\n" + readme.END + "\n"
