@@ -8,9 +8,12 @@ then judged on fresh generations (20 DDIM steps, guidance 5):
 * CRA: images of the other kind (objects when a style is erased) still read correctly.
 
 Thresholds sit below what this test's own sample measured with the defaults (stripes UA 100 /
-IRA 77.8 / CRA 100, star 95 / 97.2 / 83.3, the base at 86.1 and 100 IRA; seed 0, 2-core CPU) by a
-margin for the small CI sample (20 target and 36 other images: one image moves IRA 2.8 points),
-and agree with ``erase bench --methods esd`` (README: stripes 100 / 81.7 / 100, star 95 / 99.4 / 90.5).
+IRA 77.8 / CRA 100, the base at 86.1 IRA; seed 0, 2-core CPU) by a margin for the small CI sample
+(20 target and 36 other images: one image moves UA 5 points, IRA 2.8), and agree with ``erase bench
+--methods esd``. Star is ESD's weak object: on the two-phase base model it read 95 / 97.2 / 83.3 here
+(the bench: 65 / 95.0 / 95.0); on the three-phase model shipped since 2026-11-28 it reads
+75 / 88.9 / 91.7 here (base 0 / 100 / 88.9) and 75 / 91.7 / 96.0 in the bench (README), so its UA floor
+is 70, one image below.
 """
 
 import numpy as np
@@ -28,7 +31,7 @@ SEEDS = (0, 1)
 # target: (kind, minimum UA, minimum IRA, minimum CRA), percent
 EXPECTED = {
     "stripes": ("style", 90, 70, 95),
-    "star": ("object", 85, 85, 75),
+    "star": ("object", 70, 85, 75),
 }
 
 

@@ -3,8 +3,9 @@
 The full bars are measured by ``erase mini-canvas check`` (figures in
 ``eval/measurements/mini_canvas_check.json``); here a CI-sized share of the same measurements
 guards against a regression. Generated-sample thresholds are below the measured figures
-(4 seeds, every image from its own noise: object 100%, style 92.5%; the one-step generator
-100 / 96.5) by a margin for the single seed used here.
+(4 seeds, every image from its own noise: object 100%, style 95.0%; the one-step generator
+100 / 98.25) by a margin for the single seed used here (seed 0 alone, 2026-11-28: style 91.0 and
+97.0, floors 88 and 92; the first training phase alone read 86.75 at 4 seeds).
 """
 
 import json
@@ -47,7 +48,7 @@ def test_shipped_judge_reads_fresh_renders():
 
 def test_shipped_vae_keeps_every_style_legible():
     """Measured 2026-11-27 (4 renders per pair): object 100, style 99.5, every style 97.5 or more; so
-    the styles the samples miss (rings 60 %) are the UNet's, not the autoencoder's."""
+    the styles the samples miss (rings 80 %, dots 90 %) are the UNet's, not the autoencoder's."""
     world = mini_canvas()
     result = judge_on_vae_round_trip(world, world.judge(), load_pipeline("mini-canvas"), per_pair=2)
     assert result["object"] >= 97 and min(result["per_style"].values()) >= 90, result
@@ -57,11 +58,11 @@ def test_shipped_pipeline_draws_what_it_is_asked():
     world = mini_canvas()
     result = generated_accuracy(world, world.judge(), load_pipeline("mini-canvas"), SamplerSettings(), seeds=[0], progress=False)
     assert result["object"] >= 95, result
-    assert result["style"] >= 80, result
+    assert result["style"] >= 88, result
 
 
 def test_shipped_one_step_generator_draws_what_it_is_asked():
-    """Measured (4 seeds): object 100, style 96.5. The style floor leaves a margin for one seed."""
+    """Measured (4 seeds): object 100, style 98.25. The style floor leaves a margin for one seed."""
     world = mini_canvas()
     generator = ErasureResult.load(mini_canvas_file("one_step"))
     assert generator.t_init == 625 and generator.concepts == []
@@ -69,7 +70,7 @@ def test_shipped_one_step_generator_draws_what_it_is_asked():
     with generator.applied(pipe):  # checks that it was distilled from this very base
         result = generated_accuracy(world, world.judge(), pipe, SamplerSettings(), seeds=[0], progress=False)
     assert result["object"] >= 95, result
-    assert result["style"] >= 80, result
+    assert result["style"] >= 92, result
 
 
 def test_plain_diffusers_draws_the_same_images():
