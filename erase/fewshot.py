@@ -93,7 +93,7 @@ class FewShotConfig(MethodConfig):
     params: str = option("te-mlp-final-attn", "text-encoder weights to train: te-mlp-final-attn (every MLP + the last self-attention), "
                          "te-full, te-ffn, te-attn, te-mlp-attn (official names all, mlp-only, attn-only, mlp-attn, mlp-final-attn)")
     lr: float = option(3e-3, "Adam learning rate; official 1e-5 for SD 1.x; mini-canvas's tiny text encoder needs 3e-3 "
-                       "(stripes: gone at epoch 4; 1e-3 leaves it after 5 epochs, 1e-2 harms the other styles more)")
+                       "(stripes on the first-phase model: gone at epoch 4; 1e-3 left it after 5 epochs, 1e-2 harmed the other styles more)")
     beta1: float = option(0.9, "Adam beta1 (official)")
     beta2: float = option(0.98, "Adam beta2 (official)")
     adam_eps: float = option(1e-6, "Adam epsilon (official)")
