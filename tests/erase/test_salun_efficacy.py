@@ -33,4 +33,5 @@ def test_salun_erases_the_target_and_keeps_the_rest(target, kind):
     result = erase(pipe, SalUnConfig(concepts=[target], steps=STEPS[target], seed=0), progress=False)
     with result.applied(pipe):
         scored = judged(pipe, target, kind)
+    print(target, scored["metrics"])  # so that a CI log (-s) shows what was measured
     assert_floors(scored["metrics"], FLOORS[target], scored["per_class"])
