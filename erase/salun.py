@@ -114,10 +114,10 @@ class SalUnConfig(MethodConfig):
     three styles to 90: the defaults stay.
 
     On the three-phase model (shipped since 2026-11-28) the defaults hold UA 80 with IRA and CRA 90 on
-    19 of the 20 targets (README). Circle's IRA is 88.9: its pseudo class, square, is lost (0 of 20 read right
-    with seed 1 at eval seeds 2 and 3), because the model being trained predicts the pseudo target and drags it along. ``pseudo_model=frozen``
-    fixes that one target (circle 100 / 100 / 97.0, square 20 of 20) but erases less
-    elsewhere. Over 18 of the 20 targets (``erase bench --methods salun --targets all --seeds 2 --attack
+    19 of the 20 targets (README). Circle's IRA is 88.9: its pseudo class, square, is lost (0 of 20 read
+    right with seed 1 at eval seeds 2 and 3), because the model being trained predicts the pseudo target
+    and drags it along. ``pseudo_model=frozen`` fixes that one target (circle 100 / 100 / 97.0, square
+    20 of 20) but erases less elsewhere. Over 18 of the 20 targets (``erase bench --methods salun --targets all --seeds 2 --attack
     --variant salun-frozen=salun:pseudo_model=frozen``, run as the default for an hour, 2026-11-28), square fell
     to UA 75 and grid and gradient to 80 (defaults: 95, 100, 95). The attack recovered solid on 8 prompts of 10
     (5 with the defaults), square on 7 (5) and triangle on 6 (8). The official trained-model target stays the

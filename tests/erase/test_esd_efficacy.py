@@ -10,8 +10,8 @@ then judged on fresh generations (20 DDIM steps, guidance 5):
 Thresholds sit below what this test's own sample measured with the defaults (stripes UA 100 /
 IRA 77.8 / CRA 100, the base at 86.1 IRA; seed 0, 2-core CPU) by a margin for the small CI sample
 (20 target and 36 other images: one image moves UA 5 points, IRA 2.8), and agree with ``erase bench
---methods esd``. Star is ESD's weak object: on the two-phase base model it read 95 / 97.2 / 83.3 here
-(the bench: 65 / 95.0 / 95.0); on the three-phase model shipped since 2026-11-28 it reads
+--methods esd``. Star is ESD's weak object: on earlier base models it read 95 / 97.2 / 83.3 here
+(the two-phase model's bench: 65 / 95.0 / 95.0); on the three-phase model shipped since 2026-11-28 it reads
 75 / 88.9 / 91.7 here (base 0 / 100 / 88.9) and 75 / 91.7 / 96.0 in the bench (README), so its UA floor
 is 70, one image below.
 """

@@ -2,7 +2,7 @@
 
 Default config (lr 3e-3, 5 epochs of 4 renders, te-mlp-final-attn, stopping rule), one probe
 seed to keep it CI-sized; `erase eval` on seed 0 (100 prompts, 10 per class).
-Until 2026-11-28 the test erased stripes from the two-phase base model. Measured
+Until 2026-11-28 the test erased stripes, from the earlier base models. Measured
 (seed 0, 2-core CPU shared with other jobs at load 6, 2026-11-26, one run): UA 100.0,
 IRA 81.1, CRA 86.0; the rule kept epoch 4 in tuning. The test used 87 s of CPU (one thread) and
 took 346 s of wall time on that loaded machine. Since every probe and every eval image starts from
