@@ -101,6 +101,45 @@ def next_class(order: tuple[str, ...], name: str, targets: set[str]) -> str:
     raise ConfigError("every class of an axis is a target, so there is no next class; use --pseudo retain or a prompt")
 
 
+def relabelled_caption(spec: Any, obj: str, style: str, targets: set[str], fixed: Sequence[str] = ()) -> str:
+    """The world's caption of ``(obj, style)`` with its targets swapped for concepts to keep.
+
+    Each concept of ``fixed`` (canonical, not a target, at most one per axis) takes its axis's
+    place; an axis without one takes :func:`next_class`. This is the pseudo caption of SalUn's
+    relabelling and of SFD's override on a world.
+    """
+    new_object = next((c for c in fixed if c in spec.objects), None) or next_class(spec.objects, obj, targets)
+    new_style = next((c for c in fixed if c in spec.styles), None) or next_class(spec.styles, style, targets)
+    return spec.prompt(new_object, new_style)
+
+
+@torch.no_grad()
+def farthest_classes(spec: Any, backbone: Backbone, targets: set[str]) -> tuple[str, ...]:
+    """Per axis holding a target, the class whose captions the text encoder puts farthest from the targets'.
+
+    Distance: the L2 norm of the difference of the two conditionings of the same caption with one
+    concept swapped, averaged over the other axis's classes; a candidate's score is its distance to
+    the nearest target (ties go to the first in the world's order). Why: a relabelling method that trains cross-attention moves whatever the
+    text encoder puts near the target with it; relabelling to the target's nearest class (SalUn's
+    next class for circle is square, the nearest object) drags that class along.
+    """
+    chosen = []
+    for axis, others in ((spec.objects, spec.styles), (spec.styles, spec.objects)):
+        on_axis = [t for t in axis if t in targets]
+        if not on_axis:
+            continue
+        def conditioning(concept: str) -> torch.Tensor:  # (len(others), L * D)
+            prompts = [spec.prompt(concept, o) if axis is spec.objects else spec.prompt(o, concept) for o in others]
+            return backbone.encode(prompts).float().flatten(1)
+        target_conds = [conditioning(t) for t in on_axis]
+        scores = {c: min((conditioning(c) - t).norm(dim=1).mean().item() for t in target_conds)
+                  for c in axis if c not in targets}
+        if not scores:
+            raise ConfigError("every class of an axis is a target, so there is none to relabel to; use --pseudo retain or a prompt")
+        chosen.append(max(scores, key=scores.get))
+    return tuple(chosen)
+
+
 def image_files(folder: str, flag: str = "--images") -> list[str]:
     """The image files of ``folder``, sorted; one clear error if it is no folder or holds none."""
     if not os.path.isdir(folder):

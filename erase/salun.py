@@ -63,10 +63,11 @@ from .data import (
     ImageSet,
     canvas_sets,
     encode_latents,
+    farthest_classes,
     folder_set,
     generated_set,
-    next_class,
     read_prompts,
+    relabelled_caption,
 )
 from .method import ErasureMethod, RunOptions
 from .official import OfficialSchedule
@@ -76,7 +77,7 @@ from .training import accelerator
 
 logger = logging.getLogger(__name__)
 
-NEXT_CLASS, RETAIN = "next-class", "retain"
+NEXT_CLASS, FARTHEST, RETAIN = "next-class", "farthest", "retain"
 
 
 @dataclass
@@ -135,7 +136,9 @@ class SalUnConfig(MethodConfig):
     pseudo: str = option(
         NEXT_CLASS,
         "pseudo prompt the forget images are relabelled to: next-class (the next object/style of the world in the "
-        "same caption), retain (the retain batch's prompts; UnlearnCanvas), or any fixed text, e.g. "
+        "same caption), farthest (the world's class the text encoder puts farthest from the target), a concept of "
+        "the world (it replaces the target in the same caption), retain (the retain "
+        "batch's prompts; UnlearnCanvas), or any fixed text, e.g. "
         "'a photo of a person wearing clothes' for nudity",
     )
     pseudo_model: Literal["trained", "frozen"] = option("trained", "which model predicts the pseudo target: the one being trained (official) or the frozen base")
@@ -192,8 +195,8 @@ class SalUnConfig(MethodConfig):
         if own_retain and not own_forget:
             raise ConfigError("a retain set was given without a forget set; pass --forget-images or --forget-prompts too "
                               "(without both, the mini-canvas world provides the two sets)")
-        if own_forget and self.pseudo == NEXT_CLASS:
-            raise ConfigError("--pseudo next-class needs the mini-canvas world's class order; with your own forget set pass "
+        if own_forget and self.pseudo in (NEXT_CLASS, FARTHEST):
+            raise ConfigError(f"--pseudo {self.pseudo} needs the mini-canvas world's classes; with your own forget set pass "
                               "--pseudo retain or a prompt, e.g. --pseudo 'a photo of a person wearing clothes'")
         if own_forget and not own_retain and (self.alpha > 0 or self.pseudo == RETAIN):
             raise ConfigError("no retain set: pass --retain-images DIR or --retain-prompts FILE "
@@ -305,10 +308,31 @@ class SalUn(ErasureMethod):
         keep = [i for i, p in enumerate(retain.prompts) if not any(spec.mentions(p, c) for c in targets)]
         retain = ImageSet(retain.images[keep], [retain.prompts[i] for i in keep], retain.source)
         chosen = set(targets)
+        fixed = self._pseudo_classes(spec, backbone, chosen)
+        if fixed is None:
+            return _merge(forgets), retain, None  # retain prompts or a fixed text: no per-caption relabelling
         pair_of = {spec.prompt(o, s): (o, s) for o in spec.objects for s in spec.styles}
-        relabel = {p: spec.prompt(next_class(spec.objects, o, chosen), next_class(spec.styles, s, chosen))
-                   for p, (o, s) in pair_of.items() if p in seen}
+        relabel = {p: relabelled_caption(spec, o, s, chosen, fixed) for p, (o, s) in pair_of.items() if p in seen}
+        logger.info("salun: relabelling e.g. %r as %r", next(iter(relabel)), next(iter(relabel.values())))
         return _merge(forgets), retain, relabel
+
+    def _pseudo_classes(self, spec: Any, backbone: Backbone, targets: set[str]) -> tuple[str, ...] | None:
+        """The world's classes that replace the targets in each forget caption (none: next-class on
+        every axis), or None when ``--pseudo`` is retain or a fixed text."""
+        pseudo = self.config.pseudo
+        if pseudo == NEXT_CLASS:
+            return ()
+        if pseudo == FARTHEST:
+            return farthest_classes(spec, backbone, targets)
+        if pseudo == RETAIN:
+            return None
+        try:
+            concept = spec.canonical(pseudo)
+        except EraseError:
+            return None
+        if concept in targets:
+            raise ConfigError(f"--pseudo {pseudo} is itself a target; relabel to a concept to keep")
+        return (concept,)
 
     def prepare(self, backbone, params, originals) -> None:
         cfg = self.config
@@ -322,7 +346,7 @@ class SalUn(ErasureMethod):
             self.forget = _encode(backbone, forget_images)
             self.retain = _encode(backbone, retain_images) if uses_retain else None
             self.uncond = _conds(backbone, [""])  # (1, L, D)
-            if cfg.pseudo == NEXT_CLASS:
+            if relabel is not None:  # next-class or a concept of the world, in each forget caption
                 self.pseudo_conds = _conds(backbone, [relabel[p] for p in self.forget.prompts])  # (P_f, L, D)
             elif cfg.pseudo != RETAIN:
                 self.pseudo_conds = _conds(backbone, [cfg.pseudo]).expand(len(self.forget.prompts), -1, -1)

@@ -66,7 +66,7 @@ from pipelines.params import select_parameters
 from pipelines.shipped import mini_canvas_dir, shipped_one_step_dir
 
 from .config import MethodConfig, option
-from .data import next_class, read_prompts
+from .data import read_prompts, relabelled_caption
 from .method import ErasureMethod, RunOptions
 from .official import OfficialSchedule
 from .registry import register
@@ -322,12 +322,7 @@ class SFD(ErasureMethod):
                     remain.append(spec.prompt(o, s))
                     continue
                 forget.append(spec.prompt(o, s))
-                if fixed is None:
-                    override.append(spec.prompt(next_class(spec.objects, o, targets), next_class(spec.styles, s, targets)))
-                elif spec.kind(fixed) == "object":
-                    override.append(spec.prompt(fixed, next_class(spec.styles, s, targets)))
-                else:
-                    override.append(spec.prompt(next_class(spec.objects, o, targets), fixed))
+                override.append(relabelled_caption(spec, o, s, targets, () if fixed is None else (fixed,)))
         return remain, forget, override
 
     # --- set-up --------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from erase.data import canvas_sets, encode_latents, folder_set, next_class, read_prompts
+from erase.data import canvas_sets, encode_latents, farthest_classes, folder_set, next_class, read_prompts, relabelled_caption
 from eval.canvas import mini_canvas
 from pipelines import backbone_for
 from pipelines.errors import ConfigError, EraseError
@@ -58,3 +59,33 @@ def test_next_class_skips_targets_and_wraps_around():
     assert next_class(order, "d", {"d", "a"}) == "b"  # wraps past the end
     with pytest.raises(ConfigError, match="every class of an axis is a target"):
         next_class(order, "a", set(order))
+
+
+def test_relabelled_caption_swaps_each_axis_for_its_fixed_concept_or_the_next_class():
+    spec = mini_canvas()
+    assert relabelled_caption(spec, "star", "dots", {"star"}) == spec.prompt("cross", "dots")
+    assert relabelled_caption(spec, "star", "dots", {"star"}, ("house",)) == spec.prompt("house", "dots")
+    assert relabelled_caption(spec, "star", "dots", {"star", "dots"}, ("house",)) == spec.prompt("house", "grid")
+    assert relabelled_caption(spec, "star", "dots", {"star", "dots"}, ("house", "solid")) == spec.prompt("house", "solid")
+
+
+class _LineEncoder:
+    """Conditioning that puts each object at its index on a line and ignores the style: distances are known."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def encode(self, prompts):
+        place = [next(i for i, o in enumerate(self.spec.objects) if self.spec.mentions(p, o)) for p in prompts]
+        return torch.tensor(place, dtype=torch.float32).view(-1, 1, 1)
+
+
+def test_farthest_classes_maximise_the_distance_to_the_nearest_target():
+    spec = mini_canvas()
+    line = _LineEncoder(spec)
+    first, last = spec.objects[0], spec.objects[-1]
+    assert farthest_classes(spec, line, {first}) == (last,)
+    assert farthest_classes(spec, line, {first, last}) == (spec.objects[4],)  # 4 and 5 tie at 4: the world's order decides
+    assert farthest_classes(spec, line, {first, last, spec.objects[5]}) == (spec.objects[2],)
+    with pytest.raises(ConfigError, match="every class of an axis is a target"):
+        farthest_classes(spec, line, set(spec.objects))

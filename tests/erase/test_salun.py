@@ -105,7 +105,20 @@ def test_next_class_relabels_the_target_in_the_same_caption(tiny_pipe):
     assert not any(t in p for p in retain.prompts for t in ("star", "cross", "dots"))
 
 
-@pytest.mark.parametrize("pseudo", ["next-class", "retain", "a plain picture"])
+def test_a_concept_or_the_farthest_class_replaces_the_target_in_every_caption(tiny_pipe):
+    bb = backbone_for(tiny_pipe)
+    _, _, pseudo = SalUn(SalUnConfig(concepts=["star"], pseudo="Heart", images_per_pair=1))._canvas_sets(bb)
+    assert pseudo["A star image in dots style."] == "A heart image in dots style."
+    _, _, pseudo = SalUn(SalUnConfig(concepts=["star"], pseudo="farthest", images_per_pair=1))._canvas_sets(bb)
+    replacements = {caption.split()[1] for caption in pseudo.values()}
+    assert len(pseudo) == 10 and len(replacements) == 1 and "star" not in replacements
+    _, _, pseudo = SalUn(SalUnConfig(concepts=["star"], pseudo="a plain picture", images_per_pair=1))._canvas_sets(bb)
+    assert pseudo is None  # a fixed text is used as it is
+    with pytest.raises(ConfigError, match="itself a target"):
+        SalUn(SalUnConfig(concepts=["star"], pseudo="star", images_per_pair=1))._canvas_sets(bb)
+
+
+@pytest.mark.parametrize("pseudo", ["next-class", "farthest", "heart", "retain", "a plain picture"])
 def test_every_pseudo_choice_trains(tiny_pipe, pseudo):
     result = run(tiny_pipe, pseudo=pseudo, pseudo_model="frozen")
     assert np.isfinite(result.record["train"]["loss_last"])
@@ -152,7 +165,7 @@ def test_image_folders_with_captions(tiny_pipe, tmp_path):
         ({"forget_images": "/nope"}, "--forget-images '/nope' is not a folder"),
         ({"forget_prompts": "F", "forget_images": "D"}, "choose one source for the forget set"),
         ({"retain_prompts": "F"}, "retain set was given without a forget set"),
-        ({"forget_prompts": "F"}, "needs the mini-canvas world's class order"),
+        ({"forget_prompts": "F"}, "needs the mini-canvas world's classes"),
         ({"forget_prompts": "F", "pseudo": "a dog"}, "no retain set"),
         ({"params": "te-ffn"}, "SalUn trains the UNet"),
         ({"params": "everything"}, "unknown parameter preset"),
