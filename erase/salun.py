@@ -142,6 +142,8 @@ class SalUnConfig(MethodConfig):
         "'a photo of a person wearing clothes' for nudity",
     )
     pseudo_model: Literal["trained", "frozen"] = option("trained", "which model predicts the pseudo target: the one being trained (official) or the frozen base")
+    pseudo_share: float = option(0.0, "mini-canvas: fraction of each retain batch drawn from the images of the pseudo captions, so that the "
+                                 "classes the forget images are relabelled to stay themselves (0: the official uniform retain batch)")
     mask_fraction: float = option(0.5, "fraction of the selected weights that may change: the global top by saliency (official 0.5; UnlearnCanvas 0.4)")
     mask_guidance: float = option(7.5, "w of the mask's forgetting loss, (1+w) eps(c) - w eps(''); official 7.5")
     mask_batch_size: int = option(8, "forget images per batch of the mask pass (official 8; UnlearnCanvas 4)")
@@ -168,6 +170,8 @@ class SalUnConfig(MethodConfig):
                 raise ConfigError(f"{flag} must be at least 1, got {value}")
         if self.alpha < 0:
             raise ConfigError(f"--alpha must be 0 or more, got {self.alpha}")
+        if not 0 <= self.pseudo_share <= 1:
+            raise ConfigError(f"--pseudo-share must be in [0, 1], got {self.pseudo_share}")
         if not 0 < self.mask_fraction <= 1:
             raise ConfigError(f"--mask-fraction must be in (0, 1], got {self.mask_fraction}")
         if preset_component(self.params) != "unet":
@@ -350,7 +354,24 @@ class SalUn(ErasureMethod):
                 self.pseudo_conds = _conds(backbone, [relabel[p] for p in self.forget.prompts])  # (P_f, L, D)
             elif cfg.pseudo != RETAIN:
                 self.pseudo_conds = _conds(backbone, [cfg.pseudo]).expand(len(self.forget.prompts), -1, -1)
+        self.pseudo_rows = self._pseudo_rows(relabel)
         self.mask = self._saliency(backbone, params)
+
+    def _pseudo_rows(self, relabel: dict[str, str] | None) -> torch.Tensor | None:
+        """Rows of the retain set that show a pseudo caption, which ``pseudo_share`` of every retain batch is drawn from."""
+        if self.config.pseudo_share == 0 or self.retain is None:
+            return None
+        if relabel is None:  # retain prompts, a fixed text, or the user's own data: no pseudo captions to draw
+            logger.info("salun: --pseudo-share applies to the world's pseudo captions; there are none here, so it is unused")
+            return None
+        captions = {relabel[p] for p in self.forget.prompts}
+        shown = torch.tensor([p in captions for p in self.retain.prompts], device=self.retain.prompt_ids.device)
+        rows = torch.nonzero(shown[self.retain.prompt_ids]).flatten()
+        if len(rows) == 0:
+            raise EraseError("no retain image shows a pseudo caption; pass --pseudo-share 0")
+        logger.info("salun: %d retain images show the pseudo captions; they fill %.0f%% of each retain batch",
+                    len(rows), 100 * self.config.pseudo_share)
+        return rows
 
     # --- stage 1: the mask ---------------------------------------------------------------
     def _saliency(self, backbone: Backbone, params: dict[str, torch.nn.Parameter]) -> SaliencyMask:
@@ -393,10 +414,12 @@ class SalUn(ErasureMethod):
             yield loss
 
     # --- stage 2: unlearning -------------------------------------------------------------
-    def _noised(self, data: _Encoded, generator: torch.Generator):
-        """A random batch of ``data`` at random timesteps: ``(x0, noise, t, x_t, cond, index)``."""
+    def _noised(self, data: _Encoded, generator: torch.Generator, rows: torch.Tensor | None = None):
+        """A random batch of ``data`` (of its ``rows`` when given) at random timesteps: ``(x0, noise, t, x_t, cond, index)``."""
         bb, size = self.backbone, self.config.batch_size
         index = torch.randint(len(data), (size,), generator=generator).to(bb.device)
+        if rows is not None:
+            index = rows[torch.randint(len(rows), (size,), generator=generator).to(bb.device)]
         t = torch.randint(bb.schedule.num_train_timesteps, (size,), generator=generator).to(bb.device)
         noise = torch.randn((size, *data.latents.shape[1:]), generator=generator).to(bb.device)
         x0, cond = data.batch(index)  # (B, C, h, w), (B, L, D)
@@ -407,6 +430,11 @@ class SalUn(ErasureMethod):
         _, _, t_f, x_f, c_f, index_f = self._noised(self.forget, generator)
         if self.retain is not None:
             x0_r, noise_r, t_r, x_r, c_r, _ = self._noised(self.retain, generator)
+            if self.pseudo_rows is not None:  # part of the batch keeps the classes the forget images are relabelled to
+                k = round(cfg.pseudo_share * cfg.batch_size)
+                anchored = self._noised(self.retain, generator, self.pseudo_rows)[:5]
+                x0_r, noise_r, t_r, x_r, c_r = (torch.cat([a[: cfg.batch_size - k], b[:k]])
+                                                for a, b in zip((x0_r, noise_r, t_r, x_r, c_r), anchored))
         c_pseudo = c_r if cfg.pseudo == RETAIN else self.pseudo_conds[self.forget.prompt_ids[index_f]]  # (B, L, D)
         frozen = swapped(self.params, self.originals) if cfg.pseudo_model == "frozen" else nullcontext()
         with torch.no_grad(), frozen:

@@ -118,6 +118,26 @@ def test_a_concept_or_the_farthest_class_replaces_the_target_in_every_caption(ti
         SalUn(SalUnConfig(concepts=["star"], pseudo="star", images_per_pair=1))._canvas_sets(bb)
 
 
+def test_pseudo_share_draws_that_part_of_each_retain_batch_from_the_pseudo_captions(tiny_pipe):
+    method = prepared(tiny_pipe, pseudo_share=0.5)
+    shown = {method.retain.prompts[method.retain.prompt_ids[i]] for i in method.pseudo_rows.tolist()}
+    assert shown == {f"A cross image in {s} style." for s in method_styles()}  # star's next class, every style
+    drawn = []
+    method._noised = lambda data, generator, rows=None: drawn.append(rows) or type(method)._noised(method, data, generator, rows)
+    method.loss(0, torch.Generator().manual_seed(0))
+    assert drawn[2] is method.pseudo_rows  # forget batch, uniform retain batch, then the anchored part
+    assert prepared(tiny_pipe).pseudo_rows is None  # 0: the official uniform batch
+    assert prepared(tiny_pipe, pseudo_share=0.5, pseudo="a plain picture").pseudo_rows is None  # no world captions
+    with pytest.raises(ConfigError, match="pseudo-share"):
+        SalUnConfig(concepts=["star"], pseudo_share=1.5).validate()
+
+
+def method_styles():
+    from eval.canvas import mini_canvas
+
+    return mini_canvas().styles
+
+
 @pytest.mark.parametrize("pseudo", ["next-class", "farthest", "heart", "retain", "a plain picture"])
 def test_every_pseudo_choice_trains(tiny_pipe, pseudo):
     result = run(tiny_pipe, pseudo=pseudo, pseudo_model="frozen")
