@@ -94,12 +94,12 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_folder):
 
 def test_next_class_relabels_the_target_in_the_same_caption(tiny_pipe):
     bb = backbone_for(tiny_pipe)
-    forget, retain, pseudo = SalUn(SalUnConfig(concepts=["star"], images_per_pair=1))._canvas_sets(bb)
+    forget, retain, pseudo = SalUn(SalUnConfig(concepts=["star"], images_per_pair=1, pseudo="next-class"))._canvas_sets(bb)
     assert pseudo["A star image in dots style."] == "A cross image in dots style."
     assert len(forget) == 10 and len(retain) == 90
-    _, _, pseudo = SalUn(SalUnConfig(concepts=["outline"], images_per_pair=1))._canvas_sets(bb)
+    _, _, pseudo = SalUn(SalUnConfig(concepts=["outline"], images_per_pair=1, pseudo="next-class"))._canvas_sets(bb)
     assert pseudo["A heart image in outline style."] == "A heart image in solid style."  # wraps around
-    forget, retain, pseudo = SalUn(SalUnConfig(concepts=["star", "cross", "dots"], images_per_pair=1))._canvas_sets(bb)
+    forget, retain, pseudo = SalUn(SalUnConfig(concepts=["star", "cross", "dots"], images_per_pair=1, pseudo="next-class"))._canvas_sets(bb)
     assert len(forget) == len(set(forget.prompts)) == 2 * 10 + 10 - 2  # pairs showing two targets once
     assert pseudo["A star image in dots style."] == "A heart image in grid style."
     assert not any(t in p for p in retain.prompts for t in ("star", "cross", "dots"))
@@ -119,7 +119,7 @@ def test_a_concept_or_the_farthest_class_replaces_the_target_in_every_caption(ti
 
 
 def test_pseudo_share_draws_that_part_of_each_retain_batch_from_the_pseudo_captions(tiny_pipe):
-    method = prepared(tiny_pipe, pseudo_share=0.5)
+    method = prepared(tiny_pipe, pseudo_share=0.5, pseudo="next-class")
     shown = {method.retain.prompts[method.retain.prompt_ids[i]] for i in method.pseudo_rows.tolist()}
     assert shown == {f"A cross image in {s} style." for s in method_styles()}  # star's next class, every style
     drawn = []
