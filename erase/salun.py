@@ -32,8 +32,9 @@ Faithfulness notes:
   * ``pseudo="next-class"`` is the Imagenette setting (class forget+1, deterministic despite the
     script's name ``random_label.py``): here the next object, or style, in the world's order in
     the same caption. ``"retain"`` is the UnlearnCanvas setting (the retain batch's prompts).
-    ``"farthest"``, the mini-canvas default (version 2), is ours: the class the text encoder puts
-    farthest from the target, in the same caption (``erase.data.farthest_classes``; why, in
+    ``"farthest"`` is ours: the class the text encoder puts farthest from the target, in the same
+    caption (``erase.data.farthest_classes``); the mini-canvas default (version 2),
+    ``"farthest-object"``, takes it for an object target and the next class for a style (why, in
     ``SalUnConfig``).
   * The forget and retain batches go through the UNet in one call (the same arithmetic, one
     pass fewer); the pseudo target is a separate no-grad call, as officially.
@@ -80,7 +81,7 @@ from .training import accelerator
 
 logger = logging.getLogger(__name__)
 
-NEXT_CLASS, FARTHEST, RETAIN = "next-class", "farthest", "retain"
+NEXT_CLASS, FARTHEST, FARTHEST_OBJECT, RETAIN = "next-class", "farthest", "farthest-object", "retain"
 
 
 @dataclass
@@ -127,32 +128,36 @@ class SalUnConfig(MethodConfig):
     (5 with the defaults), square on 7 (5) and triangle on 6 (8). The official trained-model target stays the
     default.
 
-    Version 2 (2026-11-28) relabels to the **farthest class** instead of the next one. Circle's next
-    class, square, is also its nearest in the text encoder's space (``erase.data.farthest_classes``'
-    distance), and erasing circle took square with it: both read as cross afterwards. Two fixes, each
-    over all 20 targets against the next-class cells (``erase bench --methods salun --targets all
-    --seeds 2 --attack --attack-targets solid,gradient,split,circle,square,triangle,star``, the first
-    with ``--variant salun-far=salun:pseudo=farthest``, the second with ``--method-config
-    salun=FILE`` holding ``pseudo_share: 0.5``; seed 0, 2 processes on the 2 cores), styles then
-    objects UA / IRA / CRA, FID, and the attack's ASR over the seven attacked targets:
+    Version 2 (2026-11-28) relabels an object target to the **farthest object** instead of the next
+    one. Circle's next class, square, is also its nearest in the text encoder's space
+    (``erase.data.farthest_classes``' distance), and erasing circle took square with it: both read as
+    cross afterwards. Two fixes, each over all 20 targets against the next-class cells (``erase bench
+    --methods salun --targets all --seeds 2 --attack --attack-targets
+    solid,gradient,split,circle,square,triangle,star``, the first with ``--variant
+    salun-far=salun:pseudo=farthest``, the second with ``--method-config salun=FILE`` holding
+    ``pseudo_share: 0.5``; seed 0, 2 processes on the 2 cores), styles then objects UA / IRA / CRA,
+    their FIDs, and the attack's ASR over the seven attacked targets:
 
-    ======================================  =====================  =====================  =====  =====  ===========
-    pseudo target                           styles                 objects                FID    ASR    bar (20)
-    ======================================  =====================  =====================  =====  =====  ===========
-    next class (version 1)                  98.5 / 95.3 / 99.9     99.5 / 97.0 / 95.8     18.6   35.7   19 (circle)
-    next class, half of each retain batch   98.0 / 94.8 / 100      100 / 95.0 / 95.0      19.3   28.6   19 (house)
+    ======================================  ===================  ===================  ===========  =====  ===========
+    pseudo target                           styles               objects              FID          ASR    bar (20)
+    ======================================  ===================  ===================  ===========  =====  ===========
+    next class (version 1)                  98.5 / 95.3 / 99.9   99.5 / 97.0 / 95.8   18.6, 21.3   35.7   19 (circle)
+    next class, half of each retain batch   98.0 / 94.8 / 100    100 / 95.0 / 95.0    19.3, 23.9   28.6   19 (house)
       from the pseudo captions' images
-    **farthest class**                      98.0 / 93.7 / 100      100 / 97.9 / 95.7      21.2   20.0   20
-    ======================================  =====================  =====================  =====  =====  ===========
+    farthest class                          98.0 / 93.7 / 100    100 / 97.9 / 95.7    21.2, 19.8   20.0   20
+    ======================================  ===================  ===================  ===========  =====  ===========
 
-    (FID: the styles' mean; "bar": targets at UA 80 with IRA and CRA 90, SalUn's issue.) Both keep
-    square when circle is erased (circle 100 / 100 / 95.5 farthest, 100 / 98.9 / 94.0 with the
-    share), but the share loses house instead (IRA 89.4, FID 38.2). The farthest
-    class keeps the objects best and lowers what the attack recovers from 35.7 to 20.0 % (solid 20,
-    square 20, star 20, triangle 60, against 50, 50, 40, 80), for 1.6 points of style IRA: its
-    lowest target is dots (IRA 90.0, relabelled to gradient, FID 26.6). Targets whose next class is
-    also the farthest (stripes: zigzag) give the same cell either way. ``--pseudo-share`` stays an
-    option (0 by default)."""
+    ("bar": targets at UA 80 with IRA and CRA 90, SalUn's issue.) Both keep square when circle is
+    erased (circle 100 / 100 / 95.5 farthest, 100 / 98.9 / 94.0 with the share), but the share loses
+    house instead (IRA 89.4). The farthest class keeps the objects best (lowest IRA 92.8, diamond) and
+    lowers what the attack recovers (solid 20, square 20, star 20, triangle 60 % against 50, 50, 40,
+    80), but costs the styles 1.6 points of IRA, down to 90.0 on dots; on held-out seeds (the
+    method's seed 1, eval seeds 2 and 3) gradient reads 95 / 90.0 / 100 and grid 95 / 93.3 / 99.5
+    with it, against 95 / 96.1 / 100 and 100 / 96.7 / 99.5 with the next class. Hence the default
+    ``farthest-object``: the farthest object for an object target (the table's objects), the next
+    style for a style target (its styles, lowest IRA 93.3). Targets whose next class is also the
+    farthest (stripes: zigzag) give the same cell either way. ``--pseudo-share`` stays an option (0
+    by default)."""
 
     steps: int = option(200, "optimiser steps, each on one forget and one retain batch (the official scripts run 1-5 epochs of the forget set)")
     params: str = option(
@@ -164,9 +169,10 @@ class SalUnConfig(MethodConfig):
     batch_size: int = option(8, "images per forget batch and per retain batch (official 8)")
     alpha: float = option(1.0, "weight of the retain denoising loss (official: 0.1 nudity, 0.5 Imagenette, 1.0 UnlearnCanvas)")
     pseudo: str = option(
-        FARTHEST,
+        FARTHEST_OBJECT,
         "pseudo prompt the forget images are relabelled to: next-class (the next object/style of the world in the "
-        "same caption), farthest (the world's class the text encoder puts farthest from the target), a concept of "
+        "same caption), farthest (the world's class the text encoder puts farthest from the target), "
+        "farthest-object (mini-canvas default: farthest for an object target, next-class for a style), a concept of "
         "the world (it replaces the target in the same caption), retain (the retain "
         "batch's prompts; UnlearnCanvas), or any fixed text, e.g. "
         "'a photo of a person wearing clothes' for nudity",
@@ -229,7 +235,7 @@ class SalUnConfig(MethodConfig):
         if own_retain and not own_forget:
             raise ConfigError("a retain set was given without a forget set; pass --forget-images or --forget-prompts too "
                               "(without both, the mini-canvas world provides the two sets)")
-        if own_forget and self.pseudo in (NEXT_CLASS, FARTHEST):
+        if own_forget and self.pseudo in (NEXT_CLASS, FARTHEST, FARTHEST_OBJECT):
             raise ConfigError(f"--pseudo {self.pseudo} needs the mini-canvas world's classes; with your own forget set pass "
                               "--pseudo retain or a prompt, e.g. --pseudo 'a photo of a person wearing clothes'")
         if own_forget and not own_retain and (self.alpha > 0 or self.pseudo == RETAIN):
@@ -275,7 +281,7 @@ class SalUn(ErasureMethod):
     name = "salun"
     summary = "SalUn: relabel the concept's images with a retain loss, training only the most salient weights"
     config_class = SalUnConfig
-    version = "2"  # 2: mini-canvas relabels to the farthest class (1: the next class)
+    version = "2"  # 2: mini-canvas relabels an object target to the farthest object (1: the next class)
     #: UnlearnCanvas: 2 epochs of the 60 forget images at batch 8 = 16 steps, the whole UNet.
     official = OfficialSchedule(
         iterations=16,
@@ -357,8 +363,9 @@ class SalUn(ErasureMethod):
         pseudo = self.config.pseudo
         if pseudo == NEXT_CLASS:
             return ()
-        if pseudo == FARTHEST:
-            return farthest_classes(spec, backbone, targets)
+        if pseudo in (FARTHEST, FARTHEST_OBJECT):
+            farthest = farthest_classes(spec, backbone, targets)
+            return farthest if pseudo == FARTHEST else tuple(c for c in farthest if c in spec.objects)
         if pseudo == RETAIN:
             return None
         try:

@@ -112,6 +112,11 @@ def test_a_concept_or_the_farthest_class_replaces_the_target_in_every_caption(ti
     _, _, pseudo = SalUn(SalUnConfig(concepts=["star"], pseudo="farthest", images_per_pair=1))._canvas_sets(bb)
     replacements = {caption.split()[1] for caption in pseudo.values()}
     assert len(pseudo) == 10 and len(replacements) == 1 and "star" not in replacements
+    _, _, object_default = SalUn(SalUnConfig(concepts=["star"], pseudo="farthest-object", images_per_pair=1))._canvas_sets(bb)
+    assert object_default == pseudo  # an object target: the farthest object
+    style_default, style_next = (SalUn(SalUnConfig(concepts=["dots"], pseudo=p, images_per_pair=1))._canvas_sets(bb)[2]
+                                 for p in ("farthest-object", "next-class"))
+    assert style_default == style_next  # a style target: the next style
     _, _, pseudo = SalUn(SalUnConfig(concepts=["star"], pseudo="a plain picture", images_per_pair=1))._canvas_sets(bb)
     assert pseudo is None  # a fixed text is used as it is
     with pytest.raises(ConfigError, match="itself a target"):
@@ -138,7 +143,7 @@ def method_styles():
     return mini_canvas().styles
 
 
-@pytest.mark.parametrize("pseudo", ["next-class", "farthest", "heart", "retain", "a plain picture"])
+@pytest.mark.parametrize("pseudo", ["next-class", "farthest", "farthest-object", "heart", "retain", "a plain picture"])
 def test_every_pseudo_choice_trains(tiny_pipe, pseudo):
     result = run(tiny_pipe, pseudo=pseudo, pseudo_model="frozen")
     assert np.isfinite(result.record["train"]["loss_last"])
