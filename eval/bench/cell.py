@@ -41,10 +41,16 @@ def _erase(cell: Cell, folder: str, pipe: Any, progress: bool) -> None:
 
     method = get_method(cell.method)
     config = build_config(method.config_class, cell.config)
-    checkpoints = os.path.join(folder, ".checkpoints")
-    result = method(config).fit(pipe, RunOptions(model_name=cell.model, work_dir=checkpoints, progress=progress))
+    result = method(config).fit(pipe, RunOptions(model_name=cell.model, work_dir=checkpoint_dir(cell, folder), progress=progress))
     result.save(os.path.join(folder, "artifact"), pipeline=False)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    shutil.rmtree(os.path.join(folder, ".checkpoints"), ignore_errors=True)
+
+
+def checkpoint_dir(cell: Cell, folder: str) -> str:
+    """Where the cell's training checkpoints, one folder per cell key: a run killed under another
+    configuration (a changed default, a variant) leaves its checkpoint beside this one instead of
+    in the way of it, and a finished cell removes them all."""
+    return os.path.join(folder, ".checkpoints", cell.key[:16])
 
 
 def flags(settings: dict[str, Any]) -> list[str]:

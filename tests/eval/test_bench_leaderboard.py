@@ -1,6 +1,7 @@
 """The leaderboard's aggregation, pinned on hand-made cell records."""
 
 import json
+import os
 
 from eval.bench.cells import Cell
 from eval.bench.leaderboard import aggregate, markdown
@@ -41,6 +42,18 @@ def test_cell_key_changes_with_config_and_version_only():
     assert Cell(**{**base, "config": {"lr": 2e-5}}).key != same.key
     assert Cell(**{**base, "method_version": "2"}).key != same.key
     assert Cell(**{**base, "target": "dots"}).key != same.key
+
+
+def test_a_cell_under_another_config_checkpoints_beside_the_old_one_not_into_it(tmp_path):
+    from eval.bench.cell import checkpoint_dir
+
+    base = {"method": "salun", "target": "circle", "kind": "object", "config": {"pseudo": "next-class"},
+            "method_version": "1", "model": "mini-canvas"}
+    old, new = Cell(**base), Cell(**{**base, "config": {"pseudo": "farthest-object"}})
+    folder = str(tmp_path / "cell")
+    assert checkpoint_dir(old, folder) != checkpoint_dir(new, folder)  # a killed run's checkpoint no longer blocks the redo
+    assert checkpoint_dir(old, folder) == checkpoint_dir(Cell(**base), folder)  # the same config resumes its own
+    assert os.path.dirname(checkpoint_dir(old, folder)) == os.path.dirname(checkpoint_dir(new, folder))  # one root to clean
 
 
 def attacked(rec, pre_asr, asr):
