@@ -119,20 +119,17 @@ def farthest_classes(spec: Any, backbone: Backbone, targets: set[str]) -> tuple[
 
     Distance: the L2 norm of the difference of the two conditionings of the same caption with one
     concept swapped, averaged over the other axis's classes; a candidate's score is its distance to
-    the nearest target (ties go to the first in the world's order). Why: a relabelling method that trains cross-attention moves whatever the
-    text encoder puts near the target with it; relabelling to the target's nearest class (SalUn's
-    next class for circle is square, the nearest object) drags that class along.
+    the nearest target (ties go to the first in the world's order). Why: SalUn relabels the target's
+    images to a pseudo class through the weights both share, and its next class for circle, square,
+    is circle's nearest object: erasing circle took square with it (``SalUnConfig``'s docstring).
     """
     chosen = []
     for axis, others in ((spec.objects, spec.styles), (spec.styles, spec.objects)):
-        on_axis = [t for t in axis if t in targets]
-        if not on_axis:
+        if not any(t in targets for t in axis):
             continue
-        def conditioning(concept: str) -> torch.Tensor:  # (len(others), L * D)
-            prompts = [spec.prompt(concept, o) if axis is spec.objects else spec.prompt(o, concept) for o in others]
-            return backbone.encode(prompts).float().flatten(1)
-        target_conds = [conditioning(t) for t in on_axis]
-        scores = {c: min((conditioning(c) - t).norm(dim=1).mean().item() for t in target_conds)
+        captions = {c: [spec.prompt(c, o) if axis is spec.objects else spec.prompt(o, c) for o in others] for c in axis}
+        conds = {c: backbone.encode(p).float().flatten(1) for c, p in captions.items()}  # (len(others), L * D)
+        scores = {c: min((conds[c] - conds[t]).norm(dim=1).mean().item() for t in axis if t in targets)
                   for c in axis if c not in targets}
         if not scores:
             raise ConfigError("every class of an axis is a target, so there is none to relabel to; use --pseudo retain or a prompt")

@@ -388,7 +388,7 @@ class SalUn(ErasureMethod):
             self.forget = _encode(backbone, forget_images)
             self.retain = _encode(backbone, retain_images) if uses_retain else None
             self.uncond = _conds(backbone, [""])  # (1, L, D)
-            if relabel is not None:  # next-class or a concept of the world, in each forget caption
+            if relabel is not None:  # next-class, farthest or a concept of the world, in each forget caption
                 self.pseudo_conds = _conds(backbone, [relabel[p] for p in self.forget.prompts])  # (P_f, L, D)
             elif cfg.pseudo != RETAIN:
                 self.pseudo_conds = _conds(backbone, [cfg.pseudo]).expand(len(self.forget.prompts), -1, -1)
