@@ -469,6 +469,7 @@ class SalUn(ErasureMethod):
         if self.retain is not None:
             x0_r, noise_r, t_r, x_r, c_r, _ = self._noised(self.retain, generator)
             if self.pseudo_rows is not None:  # part of the batch keeps the classes the forget images are relabelled to
+                # drawn after the uniform batch, so that --pseudo-share 0 keeps the random stream, and its results, of before
                 k = round(cfg.pseudo_share * cfg.batch_size)
                 anchored = self._noised(self.retain, generator, self.pseudo_rows)[:5]
                 x0_r, noise_r, t_r, x_r, c_r = (torch.cat([a[: cfg.batch_size - k], b[:k]])

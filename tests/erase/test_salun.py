@@ -11,6 +11,7 @@ from PIL import Image
 from erase import erase
 from erase.saliency import SaliencyMask
 from erase.salun import SalUn, SalUnConfig
+from eval.canvas import mini_canvas
 from pipelines import backbone_for
 from pipelines.errors import ConfigError, EraseError
 from pipelines.params import select_parameters
@@ -124,23 +125,20 @@ def test_a_concept_or_the_farthest_class_replaces_the_target_in_every_caption(ti
 
 
 def test_pseudo_share_draws_that_part_of_each_retain_batch_from_the_pseudo_captions(tiny_pipe):
-    method = prepared(tiny_pipe, pseudo_share=0.5, pseudo="next-class")
+    method = prepared(tiny_pipe, pseudo_share=1.0, pseudo="next-class")
     shown = {method.retain.prompts[method.retain.prompt_ids[i]] for i in method.pseudo_rows.tolist()}
-    assert shown == {f"A cross image in {s} style." for s in method_styles()}  # star's next class, every style
-    drawn = []
-    method._noised = lambda data, generator, rows=None: drawn.append(rows) or type(method)._noised(method, data, generator, rows)
+    assert shown == {f"A cross image in {s} style." for s in mini_canvas().styles}  # star's next class, every style
+    conds = []
+    predict = method.backbone.predict
+    method.backbone.predict = lambda x, t, cond, **kw: conds.append(cond) or predict(x, t, cond, **kw)
     method.loss(0, torch.Generator().manual_seed(0))
-    assert drawn[2] is method.pseudo_rows  # forget batch, uniform retain batch, then the anchored part
+    retain_conds = conds[-1].chunk(2)[1]  # the last call is the batched forget + retain pass
+    anchored = method.retain.conds[method.retain.prompt_ids[method.pseudo_rows]]
+    assert all(any(torch.equal(c, a) for a in anchored) for c in retain_conds)  # share 1: every retain image
     assert prepared(tiny_pipe).pseudo_rows is None  # 0: the official uniform batch
     assert prepared(tiny_pipe, pseudo_share=0.5, pseudo="a plain picture").pseudo_rows is None  # no world captions
     with pytest.raises(ConfigError, match="pseudo-share"):
         SalUnConfig(concepts=["star"], pseudo_share=1.5).validate()
-
-
-def method_styles():
-    from eval.canvas import mini_canvas
-
-    return mini_canvas().styles
 
 
 @pytest.mark.parametrize("pseudo", ["next-class", "farthest", "farthest-object", "heart", "retain", "a plain picture"])
