@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -53,19 +52,17 @@ import torch.nn.functional as F
 
 from attacks.insertion import INSERTIONS
 from attacks.softprompt import SoftPromptAttack
-from eval.canvas import mini_canvas
 from pipelines.backbone import Backbone
-from pipelines.errors import ConfigError, EraseError
+from pipelines.errors import ConfigError
 from pipelines.params import swapped
 from pipelines.sampling import sample_until
 
 from .config import MethodConfig, option
-from .data import read_prompts
 from .esd import negatively_guided
 from .method import ErasureMethod
 from .official import OfficialSchedule
 from .registry import register
-from .templates import prompt_list
+from .retain import encode_pool, retain_pool
 
 logger = logging.getLogger(__name__)
 
@@ -203,35 +200,6 @@ class AdvUnlearnConfig(MethodConfig):
             raise ConfigError(f"--attack-insertion must be one of {', '.join(INSERTIONS)}")
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", text.lower()))
-
-
-def retain_pool(config: AdvUnlearnConfig) -> tuple[list[str], str]:
-    """The retain prompts and where they come from (see the module docstring)."""
-    if config.retain_prompts is not None:
-        pool, source = read_prompts(config.retain_prompts, "--retain-prompts"), config.retain_prompts
-    else:
-        world = mini_canvas()
-        try:
-            targets = [world.canonical(c) for c in config.concepts]
-        except EraseError:
-            targets = None
-        if targets is not None:
-            pool = [world.prompt(o, s) for o in world.objects for s in world.styles]
-            pool = [p for p in pool if not any(world.mentions(p, c) for c in targets)]
-            return pool, "mini-canvas prompts of the pairs that do not name the target"
-        pool, source = list(prompt_list("retain_coco_object")), "retain_coco_object v1"
-    if config.retain_filter:
-        banned = set().union(*(_words(c) for c in config.concepts))
-        pool = [p for p in pool if not _words(p) & banned]
-        source += " (filtered)"
-    if not pool:
-        raise ConfigError("no retain prompt is left after filtering out the concept's words; pass --retain-prompts FILE "
-                          "with prompts that do not name it, or --no-retain-filter")
-    return pool, source
-
-
 @register
 class AdvUnlearn(ErasureMethod):
     name = "advunlearn"
@@ -247,18 +215,23 @@ class AdvUnlearn(ErasureMethod):
     )
     config: AdvUnlearnConfig
 
+    def _retain_pool(self) -> tuple[list[str], str]:
+        cfg = self.config
+        if cfg.retain_weight == 0:
+            return [], "none (gamma = 0)"
+        return retain_pool(cfg.concepts, cfg.retain_prompts, cfg.retain_filter)
+
     def prepare(self, backbone, params, originals) -> None:
         cfg = self.config
         self.backbone: Backbone = backbone
         self.unet_params = {n: p for n, p in params.items() if n.startswith("unet.")}
         self.unet_originals = {n: originals[n] for n in self.unet_params}
-        self.pool, self.retain_source = retain_pool(cfg) if cfg.retain_weight > 0 else ([], "none (gamma = 0)")
+        self.pool, self.retain_source = self._retain_pool()
         with torch.no_grad(), swapped(params, originals):
             # Everything the original text encoder says, once: "", the concepts, the retain pool.
             self.frozen_uncond = backbone.encode([""])  # (1, L, D)
             self.frozen_concept = {c: backbone.encode([c]) for c in cfg.concepts}  # (1, L, D) each
-            self.frozen_retain = torch.cat([backbone.encode(self.pool[i:i + 64]) for i in range(0, len(self.pool), 64)]) \
-                if self.pool else None  # (N, L, D)
+            self.frozen_retain = encode_pool(backbone, self.pool) if self.pool else None  # (N, L, D)
         prompts = backbone.prompts
         self.ids = {c: prompts.ids([c]) for c in cfg.concepts}  # (1, L)
         self.attacker = SoftPromptAttack(k=cfg.attack_k, insertion=cfg.attack_insertion, init=cfg.attack_init,
@@ -345,7 +318,7 @@ class AdvUnlearn(ErasureMethod):
     def plan(self, pipe: Any) -> dict[str, Any]:
         cfg = self.config
         attacks = len(range(cfg.warmup, cfg.steps, cfg.attack_every))
-        pool, source = retain_pool(cfg) if cfg.retain_weight > 0 else ([], "none")
+        pool, source = self._retain_pool()
         return {**super().plan(pipe), "warmup": cfg.warmup, "attacks": attacks, "attacker_steps": attacks * cfg.attack_steps,
                 "retain_prompts": len(pool), "retain_source": source}
 

@@ -64,6 +64,7 @@ from .fewshot_stop import canvas_probes, choose_epoch, score_epochs
 from .method import ErasureMethod, RunOptions
 from .official import OfficialSchedule
 from .registry import register
+from .retain import encode_pool, retain_pool
 from .templates import templates
 
 logger = logging.getLogger(__name__)
@@ -111,16 +112,24 @@ class FewShotConfig(MethodConfig):
     probe_seeds: int = option(2, "seeds per probe prompt for the stopping rule (seeds 1000.., disjoint from erase eval's)")
     probe_steps: int = option(20, "DDIM steps of the probe images (mini-canvas evaluation: 20)")
     probe_guidance: float = option(5.0, "CFG scale of the probe images (mini-canvas evaluation: 5)")
+    retain_weight: float = option(0.0, "weight of the retain term (beyond the original; 0: the original objective): MSE between "
+                                  "the text encoder's output on retain prompts and the original's")
+    retain_batch: int = option(16, "retain prompts per optimiser step (text-encoder forwards only: no UNet, no images)")
+    retain_prompts: str | None = option(None, "text file of retain prompts, one per line (default: mini-canvas: the world's "
+                                        "prompts that do not name the concept; else 'a photo of a {COCO object}')")
+    retain_filter: bool = option(True, "drop retain prompts that share a word with the concept")
 
     def validate(self) -> None:
         super().validate()
         if len(self.concepts) != 1:
             raise ConfigError(f"few-shot erases one concept per run (as the original); got {len(self.concepts)}: run it once per concept")
-        for name in ("lr", "batch_size", "num_images", "probe_seeds", "probe_steps"):
+        for name in ("lr", "batch_size", "num_images", "probe_seeds", "probe_steps", "retain_batch"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.epoch is not None and not 1 <= self.epoch <= self.steps:
             raise ConfigError(f"--epoch {self.epoch} is not one of the trained epochs 1..{self.steps} (--steps)")
+        if self.retain_weight < 0:
+            raise ConfigError(f"--retain-weight must be non-negative (0 turns the retain term off), got {self.retain_weight}")
         if not 0 <= self.stop_below <= 100:
             raise ConfigError(f"--stop-below is a percentage, got {self.stop_below}")
         if self.zero_shot and self.images is not None:
@@ -241,6 +250,16 @@ class FewShot(ErasureMethod):
         # One shuffle per epoch, drawn now (the original's DataLoader(shuffle=True)).
         self.orders = [torch.randperm(len(self.latents), generator=generator) for _ in range(self.epochs)]
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
+        self.pool, self.data["retain_source"] = self._retain_pool()
+        self.data["retain_prompts"] = len(self.pool)
+        # What the original text encoder says for every retain prompt, once (params are still the base's).
+        self.frozen_retain = encode_pool(backbone, self.pool) if self.pool else None  # (N, L, D)
+
+    def _retain_pool(self) -> tuple[list[str], str]:
+        cfg = self.config
+        if cfg.retain_weight == 0:
+            return [], "none (retain weight 0: the original objective)"
+        return retain_pool(cfg.concepts, cfg.retain_prompts, cfg.retain_filter)
 
     def optimizer(self, params):
         cfg = self.config
@@ -259,7 +278,12 @@ class FewShot(ErasureMethod):
         x_t = bb.schedule.add_noise(x0, noise, t)
         target = bb.schedule.target(x0, noise, t)  # eps, or v for a v-prediction model
         prediction = bb.predict(x_t, t.to(bb.device), bb.encode(prompts))
-        return -F.mse_loss(prediction.float(), target.float())
+        loss = -F.mse_loss(prediction.float(), target.float())
+        if self.pool:
+            picks = torch.randperm(len(self.pool), generator=generator)[:self.config.retain_batch]
+            student = bb.encode([self.pool[int(i)] for i in picks])  # (R, L, D)
+            loss = loss + self.config.retain_weight * F.mse_loss(student.float(), self.frozen_retain[picks].float())
+        return loss
 
     # --- fit: the shared template, then the epoch ----------------------------------------
     def plan(self, pipe: Any) -> dict[str, Any]:

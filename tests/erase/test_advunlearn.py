@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from erase import AdvUnlearnConfig, RunOptions, erase
-from erase.advunlearn import AdvUnlearn, retain_pool
-from eval.canvas import mini_canvas
+from erase.advunlearn import AdvUnlearn
+from erase.retain import retain_pool
 from pipelines import backbone_for
 from pipelines.errors import ConfigError
 from pipelines.params import select_parameters
@@ -82,7 +82,7 @@ def test_the_attacked_prompt_brings_the_concept_back(tiny_pipe):
 
 def test_the_retain_term_reduces_drift_on_retain_prompts(tiny_pipe):
     bb = backbone_for(tiny_pipe)
-    pool, _ = retain_pool(AdvUnlearnConfig(concepts=["stripes"]))
+    pool, _ = retain_pool(["stripes"])
     prompts = pool[::9][:10]
     x = torch.randn(bb.latent_shape(len(prompts)), generator=torch.Generator().manual_seed(5))
     t = torch.tensor(400)
@@ -96,19 +96,6 @@ def test_the_retain_term_reduces_drift_on_retain_prompts(tiny_pipe):
 
     free, kept = drift(0.0), drift(3.0)
     assert kept < free, (kept, free)
-
-
-def test_retain_prompts_never_name_the_target():
-    world = mini_canvas()
-    pool, source = retain_pool(AdvUnlearnConfig(concepts=["striped"]))
-    assert len(pool) == 90 and "mini-canvas" in source
-    assert not any(world.mentions(p, "stripes") for p in pool)
-    coco, source = retain_pool(AdvUnlearnConfig(concepts=["Van Gogh"]))
-    assert len(coco) == 80 and coco[0] == "a photo of a person" and "filtered" in source
-    filtered, _ = retain_pool(AdvUnlearnConfig(concepts=["hot dog"]))
-    unfiltered, _ = retain_pool(AdvUnlearnConfig(concepts=["hot dog"], retain_filter=False))
-    assert len(unfiltered) == 80 and {"a photo of a dog", "a photo of a hot dog"} <= set(unfiltered)
-    assert len(filtered) == 78 and not {"a photo of a dog", "a photo of a hot dog"} & set(filtered)
 
 
 def test_same_seed_same_tensors(tiny_pipe):
@@ -144,13 +131,6 @@ def test_official_preset_fills_the_defaults_and_explicit_values_win():
 def test_bad_config_is_one_clear_error(tiny_pipe, overrides, message):
     with pytest.raises(ConfigError, match=message):
         erase(tiny_pipe, AdvUnlearnConfig(**{"concepts": ["stripes"], **overrides}), progress=False)
-
-
-def test_an_empty_retain_file_is_refused(tmp_path):
-    path = tmp_path / "retain.txt"
-    path.write_text("\n")
-    with pytest.raises(ConfigError, match="has no prompts"):
-        retain_pool(AdvUnlearnConfig(concepts=["stripes"], retain_prompts=str(path)))
 
 
 def test_cli_run_writes_a_text_encoder_only_artifact(tiny_folder, tmp_path, capsys):

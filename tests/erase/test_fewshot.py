@@ -14,6 +14,7 @@ from erase import RunOptions, erase
 from erase.epochs import EpochedResult, load_epoch, saved_epochs
 from erase.fewshot import FewShot, FewShotConfig
 from erase.fewshot_stop import EpochScore, canvas_probes, choose_epoch
+from erase.retain import retain_pool
 from erase.templates import templates
 from eval.canvas import mini_canvas
 from eval.canvas.mini import TEMPLATES as WORLD_CAPTIONS
@@ -119,6 +120,23 @@ def test_the_unet_gets_no_gradient(tiny_pipe):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params.values())
 
 
+def test_the_retain_term_holds_the_text_encoder_on_retain_prompts(tiny_pipe):
+    """With the retain term the text encoder's output on prompts that do not name the concept
+    moves much less than under the original objective, from the same seed and steps."""
+    bb = backbone_for(tiny_pipe)
+    prompts = retain_pool(["stripes"])[0][::9]
+    with torch.no_grad():
+        before = bb.encode(prompts)
+
+    def drift(weight: float) -> float:
+        result = fit(tiny_pipe, retain_weight=weight, steps=3, epoch=3, lr=3e-2)
+        with result.applied(tiny_pipe), torch.no_grad():
+            return F.mse_loss(bb.encode(prompts), before).item()
+
+    free, held = drift(0.0), drift(3.0)
+    assert held < free / 2, (held, free)
+
+
 def test_exported_text_encoder_in_the_base_pipeline_gives_the_erased_images(tiny_folder, tmp_path):
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTextModel
@@ -206,6 +224,7 @@ def test_image_folder_and_zero_shot_on_a_concept_the_world_does_not_know(tiny_pi
         ({"epoch": 3}, ConfigError, "--epoch 3"),
         ({"zero_shot": True, "images": "x"}, ConfigError, "--zero-shot"),
         ({"images": "/nonexistent"}, EraseError, "not a folder"),
+        ({"retain_weight": -1.0}, ConfigError, "--retain-weight"),
     ],
 )
 def test_bad_input_is_one_clear_error(tiny_pipe, overrides, error, message):
