@@ -1,6 +1,6 @@
 """Few-shot erasure on the shipped mini-canvas model, judged by the mini-canvas judge (`erase eval`).
 
-Default config (lr 3e-3, 5 epochs of 4 renders, te-mlp-final-attn, stopping rule), one probe
+Default config (lr 3e-3, 10 epochs of 4 renders, te-mlp-final-attn, retain term 0.3, stopping rule), one probe
 seed to keep it CI-sized; `erase eval` on seed 0 (100 prompts, 10 per class).
 Until 2026-11-28 the test erased stripes, from the earlier base models. Measured
 (seed 0, 2-core CPU shared with other jobs at load 6, 2026-11-26, one run): UA 100.0,
@@ -21,6 +21,9 @@ bench's per-target rows show (10 of 20 at its issue's bar). The test therefore g
 solid, a style whose bench row is typical of the ones that pass (100 / 93.3 / 100): here the rule keeps
 epoch 3 (its probes: solid 0 %, the other styles 88.9 %, objects 100 %) and `erase eval` reads UA 100.0,
 IRA 92.2, CRA 100.0 (2-core machine shared with the bench, 2026-11-28).
+With few-shot version 4 (retain term 0.3, 10 epochs; 18 of 20 bench targets at the bar) solid reads
+UA 90.0, IRA 92.2, CRA 100.0 (131 s, 2-core machine shared with the bench, 2026-11-28): one of its
+ten images still judged solid, so the UA floor sits one more image below.
 Every-target numbers are `erase bench --methods fewshot`, not this test.
 """
 
@@ -30,8 +33,8 @@ from tests.erase.efficacy import assert_floors, run_and_evaluate
 
 pytestmark = pytest.mark.slow
 
-# measured 100.0 / 92.2 / 100.0 on solid (module docstring); floors a few images per class below
-THRESHOLDS = {"ua": 90.0, "ira": 80.0, "cra": 90.0}
+# measured 90.0 / 92.2 / 100.0 on solid with version 4 (module docstring); floors one or more images per class below
+THRESHOLDS = {"ua": 80.0, "ira": 80.0, "cra": 90.0}
 
 
 def test_fewshot_erases_solid_from_mini_canvas(tmp_path):
