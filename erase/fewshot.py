@@ -316,7 +316,9 @@ class FewShot(ErasureMethod):
 
     # --- fit: the shared template, then the epoch ----------------------------------------
     def plan(self, pipe: Any) -> dict[str, Any]:
-        return {**super().plan(pipe), "epochs": self.epochs, "optimizer_steps": self.epochs * self.steps_per_epoch()}
+        pool, source = self._retain_pool()
+        return {**super().plan(pipe), "epochs": self.epochs, "optimizer_steps": self.epochs * self.steps_per_epoch(),
+                "retain_prompts": len(pool), "retain_source": source}
 
     def fit(self, pipe: Any, run: RunOptions | None = None) -> EpochedResult:
         """The shared fit for ``epochs x steps_per_epoch`` optimiser steps, then the epoch choice.

@@ -253,6 +253,7 @@ def test_cli_dry_run_reports_epochs_and_steps(tiny_folder, capsys):
     assert main(["run", "fewshot", "--model", tiny_folder, "--concept", "stripes", "--steps", "4", "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["epochs"] == 4 and plan["optimizer_steps"] == 8 and plan["components"] == ["text_encoder"]
+    assert plan["retain_prompts"] == 90 and "do not name" in plan["retain_source"]  # the world's pairs without stripes
     assert main(["run", "fewshot", "--model", tiny_folder, "--concept", "Van Gogh", "--images", "/nonexistent", "--dry-run"]) == 2
 
 
