@@ -17,10 +17,11 @@ prompt, no attacker) are done. ``x_t`` is drawn as in ESD: ``k ~ U{0..K-1}`` DDI
 official code encodes the concept once, with the original encoder); the retain latents ``x_r``
 with the same ``k``, conditioned on their own prompts, in the same sampler call.
 
-Retain prompts: on mini-canvas the world's prompts of every pair that does not name the target
-under any of its names; on real models "a photo of a {COCO object}" (``retain_coco_object.txt``,
-80 classes), with the filtered variant (default) dropping prompts that share a word with the
-concept; ``--retain-prompts FILE`` replaces both. ``retain_batch`` prompts are drawn per
+Retain prompts (:mod:`erase.retain`, shared with few-shot's retain term): on mini-canvas the
+world's prompts of every pair that does not name the target under any of its names; on real
+models "a photo of a {COCO object}" (``retain_coco_object.txt``, 80 classes), with the filtered
+variant (default) dropping prompts that share a word with the concept; ``--retain-prompts FILE``
+replaces both. ``retain_batch`` prompts are drawn per
 iteration without replacement, the pool reshuffled when exhausted (as the official loader).
 
 Faithfulness notes and deviations:
