@@ -7,7 +7,8 @@ concept by gradient *ascent* on the ordinary denoising loss (``shared/docs/algor
 
 with ``target = eps`` (or ``v`` for a v-prediction model), ``x0`` the VAE latents of the few
 images (``latent_dist.sample() * scale``, encoded once, after a random horizontal flip drawn
-once per image: the augmentation is static, as in the original), and ``p`` a textual-inversion
+once per image: the augmentation is static, as in the original; mini-canvas renders are not
+flipped, see ``FewShot._flips``), and ``p`` a textual-inversion
 template filled with the concept (27 object or 19 style templates, shipped in
 ``erase/templates``; mini-canvas has templates in its own vocabulary). Adam with the official
 betas (0.9, 0.98), eps 1e-6 and weight decay 1e-8; batches of 2, reshuffled every epoch; one

@@ -217,6 +217,18 @@ def test_image_folder_and_zero_shot_on_a_concept_the_world_does_not_know(tiny_pi
     assert zero.record["train"]["steps_done"] == 3 and zero.record["data"]["source"].startswith("zero-shot")
 
 
+def test_renders_are_not_flipped_unless_asked_but_image_folders_are(tiny_pipe, tmp_path):
+    """The world never mirrors its shapes, so its renders skip the original's flip; --images keeps it."""
+    assert fit(tiny_pipe, epoch=1, steps=1).record["data"]["flipped"] == [False] * 4
+    assert any(fit(tiny_pipe, epoch=1, steps=1, flip=True).record["data"]["flipped"])
+    for i in range(6):
+        Image.new("RGB", (32, 32), (40 * i, 0, 0)).save(tmp_path / f"{i}.png")
+    folder = {"concepts": ["Van Gogh"], "images": str(tmp_path), "concept_type": "style", "steps": 1}
+    drawn = fit(tiny_pipe, **folder).record["data"]["flipped"]
+    assert any(drawn) and drawn == fit(tiny_pipe, flip=True, **folder).record["data"]["flipped"]
+    assert not any(fit(tiny_pipe, flip=False, **folder).record["data"]["flipped"])
+
+
 @pytest.mark.parametrize(
     "overrides, error, message",
     [
