@@ -153,7 +153,33 @@ class AdvUnlearnConfig(MethodConfig):
     star (10, 20, 10, 10 against 40, 40, 50, 40), not on the flat styles solid and gradient (60
     and 40 against ESD's 10) nor on triangle (10 against 0). Training took 179 s per style and
     195 per object (median; at most 280) on the bench's loaded 2 cores. Still missing: grid (UA
-    75), diamond (80), house (IRA 79.4), stripes (IRA 77.2)."""
+    75), diamond (80), house (IRA 79.4), stripes (IRA 77.2).
+
+    Against ESD at 20 attacked prompts (``erase bench --methods esd,advunlearn --targets
+    solid,circle,gradient --seeds 2 --attack --attack-targets solid,circle,gradient --attack-prompts
+    20 --variant adv-eta2=advunlearn:negative_guidance=2.0 --variant adv-s180=advunlearn:steps=180
+    --variant adv-x=advunlearn:params=esd-x --out runs/asr20 --records
+    eval/measurements/advunlearn-asr20``, seed 0, two processes on the 2 cores, 2026-11-28; records
+    committed), UA / IRA / CRA, then ASR (%):
+
+    ================  ========================  ========================  ========================
+    setting           solid                     circle                    gradient
+    ================  ========================  ========================  ========================
+    defaults          90 / 93.9 / 90.0, 35      85 / 92.2 / 93.5, 25      95 / 95.6 / 86.5, 10
+    eta 2             95 / 95.6 / 97.5, 20      85 / 92.2 / 95.5, 20      100 / 93.9 / 80.5, 20
+    180 iterations    95 / 96.1 / 100, 55       (stopped)                 (stopped)
+    UNet esd-x        85 / 82.8 / 98.5, 40      80 / 91.7 / 94.5, 35      100 / 90.0 / 96.0, 5
+    ESD               100 / 91.7 / 99.5, 10     85 / 98.3 / 94.5, 40      100 / 95.0 / 100, 15
+    ================  ========================  ========================  ========================
+
+    No setting halves ESD's ASR on solid, where ESD itself erases every image (UA 100, no prompt
+    shows it before the attack) and the attack wins on 2 of 20. The attack's wins on AdvUnlearn
+    are seeds whose image is close to solid already: the prompts it finds are nonsense tokens
+    ("wara ralmoist", "payer uwu"), found in the first stages, and a random three-token prefix
+    leaves 0-10 % of 20 images solid, against 15 % without one, so the artifact is not broken by
+    any prefix; it leaves more of the concept at the border than ESD. Eta 2 halves ESD on circle
+    (20 against 40) but costs gradient's CRA (80.5) and 250 s of training under load; training the
+    UNet's cross-attention instead halves it on gradient only. The defaults stay."""
 
     preset: Literal["mini-canvas", "official"] = option(
         "mini-canvas", "mini-canvas (these defaults) or official (SD 1.x: 1000 iterations, lr 1e-5, 30 attack steps "
