@@ -174,10 +174,10 @@ class AdvUnlearnConfig(MethodConfig):
 
     No setting halves ESD's ASR on solid, where ESD itself erases every image (UA 100, no prompt
     shows it before the attack) and the attack wins on 2 of 20. The attack's wins on AdvUnlearn
-    are seeds whose image is close to solid already: the prompts it finds are nonsense tokens
-    ("wara ralmoist", "payer uwu"), found in the first stages, and a random three-token prefix
-    leaves 0-10 % of 20 images solid, against 15 % without one, so the artifact is not broken by
-    any prefix; it leaves more of the concept at the border than ESD. Eta 2 halves ESD on circle
+    (``runs/asr20/cells/advunlearn/solid/attack/adversarial_prompts.jsonl``) are nonsense tokens
+    ("wara ralmoist", "payer uwu"), found in the first stages: seeds whose image is close to solid
+    already, since the text encoder leaves more of the concept at the border than ESD's UNet edit
+    does (UA 90 against 100). Eta 2 halves ESD on circle
     (20 against 40) but costs gradient's CRA (80.5) and 250 s of training under load; training the
     UNet's cross-attention instead halves it on gradient only. The defaults stay."""
 
