@@ -111,6 +111,14 @@ def test_the_default_anchor_spans_every_other_class_of_the_axis(tiny_pipe, ancho
     assert len({c.split(" in ")[1] for c in captions[:9]}) == 9
 
 
+def test_mini_canvas_anchors_are_not_mirrored_unless_asked(tiny_pipe):
+    """The world never mirrors a shape; --hflip brings the official augmentation back (real models: on)."""
+    default = prepared(tiny_pipe)
+    assert default.latents.shape[0] == 4 and default.anchor_source["hflip"] is False
+    mirrored = prepared(tiny_pipe, hflip=True)
+    assert mirrored.latents.shape[0] == 8 and torch.equal(mirrored.latents[:4], default.latents)
+
+
 def test_official_instance_patterns():
     g = torch.Generator().manual_seed(0)
     styles = {instance_prompt("a painting of a tree", "Van Gogh", "style", None, g) for _ in range(20)}
