@@ -161,7 +161,18 @@ class DoCoConfig(MethodConfig):
     and 80: 5 and 4 of their 20 images still read as the target), square and stripes (IRA 86.1)
     fall out; dots (IRA 83.9) and zigzag (87.2) miss with either. On the two-phase model the
     base's own style IRA is 90-95 (the base misdraws rings and dots: UA 45 and 25 before any
-    erasure), which leaves a style target two points to lose against a bar of 88."""
+    erasure), which leaves a style target two points to lose against a bar of 88.
+
+    Version 4 drops the mirrored anchors on mini-canvas (``DoCo._hflips``). ``erase bench --methods
+    doco --targets gradient,split,house,triangle,crescent,arrow --seeds 2 --variant
+    doco-nf=doco:hflip=false --out DIR`` (same protocol, 2026-11-29), UA / IRA / CRA, mirrored then not:
+    triangle 90 / 87.2 / 94.5 then 90 / 98.9 / 94.5, crescent 95 / 88.9 / 95 then 85 / 100 / 93.5,
+    house 80 / 96.7 / 94 then 90 / 100 / 93, arrow 100 / 99.4 / 93.5 then 100 / 100 / 94; the flat
+    styles do not move (gradient 65 then 70, split 60 then 60). Over all 20 (the README's bench
+    command with ``--methods doco``, whose gradient and split cells reproduce these figure for figure)
+    17 pass (version 3: 16): objects 90.0 / 99.7 / 93.2 (FID 19.4; was 94.0 / 91.7 / 93.9, 25.1),
+    styles 88.5 / 92.7 / 100; square falls out (UA 95 to 80), gradient and split still keep
+    themselves (UA 70, 60)."""
 
     steps: int = option(450, "optimiser steps, the discriminator warm-up included (official 2000)")
     warm_up: int = option(100, "first steps that train the discriminator alone; the UNet is untouched (official 1000)")
