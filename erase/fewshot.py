@@ -124,7 +124,8 @@ class FewShotConfig(MethodConfig):
     Version 5: the renders are no longer flipped (``FewShot._flips``). The world never mirrors a
     shape, so three of arrow's four training images were arrows pointing the way the model never
     draws: the ascent pushed the text encoder away from images it would not make. Unflipped, its
-    probes leave arrow (75 % at epoch 10 against 100 % at every epoch). The README's bench command
+    probes leave arrow (``erase run fewshot --concept arrow --no-flip`` against ``--flip``: 75 % at
+    epoch 10 against 100 % at every epoch; with ``--lr 6e-3``, 0 % at epoch 10). The README's bench command
     with ``--methods fewshot`` (all 20 targets, 2026-11-28, same protocol) then passes **19 of 20**:
     styles 98.5 / 93.1 / 100 (10 of 10), objects 80.0 / 96.3 / 88.5; cross's CRA 71.5 is now 88.5,
     and the attack's success rate falls from 35.7 to 27.1 %. Thinnest margins: crescent and square
