@@ -5,7 +5,8 @@ value, UNet lr 3e-4, DoCo's concept-preserving gradient, every other style as th
 by the base model), stripes; `erase eval` on seed 0 (10 prompts per class). Measured (seed 0,
 2-core CPU shared with a bench, 2026-11-28, one run, OMP_NUM_THREADS=1): UA 100.0, IRA 87.78,
 CRA 100.0, the same as at 300 steps (with the single-class anchor "solid", 2026-11-27: 100.0 /
-77.8 / 100.0). The base
+77.8 / 100.0). Version 4 (anchors no longer mirrored, 2026-11-29, idle 2 cores, OMP_NUM_THREADS=2):
+90.0 / 88.89 / 100.0, 153 s. The base
 model's own style IRA is about 90. The floors sit one to two images per class below the
 measurement, so a DoCo that does not erase, or that wrecks the other styles or the objects, fails.
 """
