@@ -60,6 +60,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,6 +80,7 @@ from .gan_guard import CollapseGuard, require_finite
 from .method import ErasureMethod, RunOptions
 from .official import OfficialSchedule
 from .registry import register
+from .stopping import StoppingRuleOptions, judged_choice, kept_result
 from .surgery import MODES, ConceptPreservingGradient, clip_global_norm_
 from .training import AuxiliaryState
 
@@ -90,7 +92,7 @@ FIX = "Lower --lr (the UNet's) or --d-lr, or lengthen --warm-up."
 
 
 @dataclass
-class DoCoConfig(MethodConfig):
+class DoCoConfig(StoppingRuleOptions, MethodConfig):
     """DoCo settings. Defaults fit two CPU cores on mini-canvas; SD 1.x: see the module docstring
     (``steps=2000, warm_up=1000, lr=9.6e-5, d_lr=5e-4`` style / ``1e-4`` object).
 
@@ -196,6 +198,11 @@ class DoCoConfig(MethodConfig):
     hflip: bool | None = option(None, "also use every anchor image mirrored (official augmentation; default: on with "
                                 "--anchor-prompts, off on mini-canvas, whose world never mirrors a shape)")
     collapse_floor: float = option(0.7, "collapse guard: stop when the discriminator's loss (smoothed over ~10 steps) stays below this for --collapse-patience UNet steps in a row (it wins outright; healthy mini-canvas runs stay near 2 ln 2 = 1.39); 0: off")
+    snapshot_every: int = option(75, "stopping rule (mini-canvas): keep the trained tensors every this many steps from --snapshot-from, "
+                                 "and the last step's, and apply the one a judge finds erases while keeping the others best "
+                                 "(erase.stopping; a GAN does not settle); 0: the last step, as the official code")
+    snapshot_from: int = option(300, "first step whose trained tensors the stopping rule keeps")
+    snapshot: int | None = option(None, "apply the tensors kept after this step instead of the stopping rule's choice")
     collapse_patience: int = option(20, "collapse guard: UNet steps in a row below --collapse-floor that stop the run")
 
     def validate(self) -> None:
@@ -214,6 +221,15 @@ class DoCoConfig(MethodConfig):
         if self.collapse_floor < 0 or self.collapse_patience < 1:
             raise ConfigError(f"--collapse-floor must be 0 (off) or more and --collapse-patience at least 1, got "
                               f"{self.collapse_floor} and {self.collapse_patience}")
+        if self.snapshot_every < 0 or self.snapshot_from < 1:
+            raise ConfigError(f"--snapshot-every must be 0 (off) or more and --snapshot-from at least 1, got "
+                              f"{self.snapshot_every} and {self.snapshot_from}")
+        if self.snapshot is not None and self.anchor_prompts:
+            raise ConfigError("--snapshot picks among the stopping rule's snapshots, which need the mini-canvas judge; "
+                              "with --anchor-prompts the run keeps its last step: drop --snapshot, or set --steps")
+        if self.snapshot is not None and self.snapshot not in self.snapshot_steps():
+            raise ConfigError(f"--snapshot {self.snapshot} is not a kept step; this run keeps "
+                              f"{', '.join(map(str, self.snapshot_steps()))} (--snapshot-from, --snapshot-every, --steps)")
         if self.d_blocks < 0 or self.d_blocks > 6:
             raise ConfigError(f"--d-blocks must be 0 (automatic) to 6, got {self.d_blocks}")
         for flag, value in (("--lam", self.lam), ("--weight-decay", self.weight_decay), ("--prior-loss-weight", self.prior_loss_weight)):
@@ -235,6 +251,15 @@ class DoCoConfig(MethodConfig):
                                   "the captions are the anchor: drop --anchor, or name the word the target replaces")
             if self.concept_type == "object" and not self.anchor:
                 raise ConfigError("--concept-type object needs --anchor WORD: the word of the anchor captions the target replaces")
+
+    def snapshot_steps(self) -> list[int]:
+        """The steps whose trained tensors the stopping rule weighs: every ``snapshot_every`` from
+        ``snapshot_from`` (none before the warm-up ends: those are the base), and always the last
+        (``[steps]`` alone when off)."""
+        if not self.snapshot_every:
+            return [self.steps]
+        first = max(self.snapshot_from, self.warm_up + 1)
+        return sorted({*range(first, self.steps, self.snapshot_every), self.steps})
 
 
 class PatchDiscriminator(nn.Module):
@@ -301,14 +326,17 @@ class DoCo(ErasureMethod):
     config: DoCoConfig
 
     def auxiliary_state(self) -> AuxiliaryState:
-        """The discriminator (with its BatchNorm statistics) and its optimiser, for checkpoints."""
-        return AuxiliaryState(modules={"discriminator": self.d}, optimizers={"discriminator": self.d_opt})
+        """The discriminator (with its BatchNorm statistics), its optimiser and the stopping rule's
+        snapshots taken so far (pre-allocated, so a resumed run restores them), for checkpoints."""
+        return AuxiliaryState(modules={"discriminator": self.d}, optimizers={"discriminator": self.d_opt},
+                              tensors={f"snapshot_{step}": kept for step, kept in self.snapshots.items()})
 
     def optimizer(self, params):
         return torch.optim.AdamW(params.values(), lr=self.config.lr, weight_decay=self.config.weight_decay, eps=1e-8)
 
     def fit(self, pipe: Any, run: RunOptions | None = None) -> ErasureResult:
-        """The shared fit, with the anchor data and the discriminator's course in the record (a diverged run's too)."""
+        """The shared fit, with the anchor data and the discriminator's course in the record (a diverged
+        run's too), then, on mini-canvas, the snapshot the stopping rule (or ``--snapshot``) keeps."""
         try:
             result = super().fit(pipe, run)
         except TrainingDiverged as e:
@@ -316,7 +344,21 @@ class DoCo(ErasureMethod):
                 e.result.record["doco"] = self._summary()
             raise
         result.record["doco"] = self._summary()
-        return result
+        if not self.snapshots:
+            return result
+        cfg = self.config
+        states = {**{step: dict(kept) for step, kept in self.snapshots.items()}, cfg.steps: result.tensors}
+        started = time.perf_counter()
+        if cfg.snapshot is not None:
+            scores, chosen, why = [], cfg.snapshot, f"step {cfg.snapshot}: given by --snapshot"
+        else:
+            from eval.canvas import mini_canvas
+
+            scores, chosen, why = judged_choice(pipe, result, states, cfg, mini_canvas(), cfg.concepts[0], unit="step",
+                                                fix="train more steps (--steps) or raise --lr, or pick one with --snapshot")
+        logger.info("doco %s: kept %s", cfg.concepts[0], why)
+        return kept_result(result, pipe, states, chosen, why, scores, time.perf_counter() - started, cfg.stop_below,
+                           unit="step", count=len(states))
 
     def _summary(self) -> dict[str, Any]:
         d = self.d_losses
@@ -415,6 +457,9 @@ class DoCo(ErasureMethod):
         self.d.train()
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=cfg.d_lr, betas=(0.5, 0.999))
         self.d_losses: list[float] = []
+        # The stopping rule's snapshots need a judge: mini-canvas only; a real model keeps its last step.
+        kept = [] if cfg.anchor_prompts else cfg.snapshot_steps()[:-1]
+        self.snapshots = {step: {n: torch.zeros_like(p, device="cpu") for n, p in params.items()} for step in kept}
         self.guard = CollapseGuard(params, cfg.collapse_floor, cfg.collapse_patience, cfg.warm_up)
         self.cpg = None
         if cfg.surgery != "off":
@@ -448,6 +493,9 @@ class DoCo(ErasureMethod):
     def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
         cfg, bb = self.config, self.backbone
         self.step = step  # for adjust_gradients' message
+        if step in self.snapshots:  # the state after `step` steps, before this one changes it
+            for n, p in self.params.items():
+                self.snapshots[step][n].copy_(p.detach())
         _, _, t, x_t, rows = self._draw(generator)
         with torch.no_grad(), swapped(self.params, self.originals):
             x0_anchor = bb.schedule.x0_from_output(x_t, bb.predict(x_t, t, self.anchor_conds[rows]), t)

@@ -26,7 +26,7 @@ Beyond the original, two things, both measured on mini-canvas (``FewShotConfig``
   ascent alone moves the weights every prompt shares, so the other concepts went first (10 of 20
   targets at the issue's bar); anchored, the text encoder has to move the concept's prompts alone.
   ``--retain-weight 0`` is the original objective.
-* a stopping rule (:mod:`erase.fewshot_stop`): every epoch's text-encoder tensors are kept (only
+* a stopping rule (:mod:`erase.stopping`): every epoch's text-encoder tensors are kept (only
   the trained ones, ``DIR/epochs/``), each epoch's probe images are judged, and the epoch that
   erases the concept while moving the others least is the one applied; the scores of every epoch,
   and what the judge sees instead of the concept, go into the record. ``--epoch N`` overrides;
@@ -64,16 +64,15 @@ from eval.canvas import MiniCanvas, mini_canvas
 from eval.judges.protocol import Judge
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError
-from pipelines.generation import SamplerSettings
 
 from .config import MethodConfig, option
 from .data import ImageSet, image_files, read_image
 from .epochs import EpochedResult, snapshot
-from .fewshot_stop import canvas_probes, choose_epoch, score_epochs
 from .method import ErasureMethod, RunOptions
 from .official import OfficialSchedule
 from .registry import register
 from .retain import encode_pool, retain_pool
+from .stopping import StoppingRuleOptions, judged_choice, kept_result
 from .templates import templates
 
 logger = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class FewShotConfig(MethodConfig):
+class FewShotConfig(StoppingRuleOptions, MethodConfig):
     """Few-shot settings. Defaults erase a mini-canvas style or object in about a second of
     training on a CPU; for SD 1.x use ``lr=1e-5, steps=5`` (official) with ``--images DIR``, and
     ``retain_weight=0`` for the original objective (the retain term's weight is measured on
@@ -155,12 +154,6 @@ class FewShotConfig(MethodConfig):
                                "augmentation; default: on for --images, off for mini-canvas renders: the world never mirrors "
                                "its shapes, and a mirrored arrow is one the model never draws)")
     epoch: int | None = option(None, "keep this epoch (1..steps) instead of the stopping rule's choice")
-    stop_below: float = option(15.0, "stopping rule: an epoch erases when at most this %% of the concept's own probe images still show it "
-                               "(20 probes read about 10 points either way: 15 leaves that margin, see erase.fewshot_stop)")
-    judge: str | None = option(None, "judge weights for the stopping rule (default: the shipped mini-canvas judge)")
-    probe_seeds: int = option(2, "seeds per probe prompt for the stopping rule (seeds 1000.., disjoint from erase eval's)")
-    probe_steps: int = option(20, "DDIM steps of the probe images (mini-canvas evaluation: 20)")
-    probe_guidance: float = option(5.0, "CFG scale of the probe images (mini-canvas evaluation: 5)")
     retain_weight: float = option(0.3, "weight of the retain term (beyond the original; 0: the original objective): MSE between "
                                   "the text encoder's output on retain prompts and the original's (mini-canvas 0.3, see above)")
     retain_batch: int = option(16, "retain prompts per optimiser step (text-encoder forwards only: no UNet, no images)")
@@ -172,15 +165,13 @@ class FewShotConfig(MethodConfig):
         super().validate()
         if len(self.concepts) != 1:
             raise ConfigError(f"few-shot erases one concept per run (as the original); got {len(self.concepts)}: run it once per concept")
-        for name in ("lr", "batch_size", "num_images", "probe_seeds", "probe_steps", "retain_batch"):
+        for name in ("lr", "batch_size", "num_images", "retain_batch"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.epoch is not None and not 1 <= self.epoch <= self.steps:
             raise ConfigError(f"--epoch {self.epoch} is not one of the trained epochs 1..{self.steps} (--steps)")
         if self.retain_weight < 0:
             raise ConfigError(f"--retain-weight must be non-negative (0 turns the retain term off), got {self.retain_weight}")
-        if not 0 <= self.stop_below <= 100:
-            raise ConfigError(f"--stop-below is a percentage, got {self.stop_below}")
         if self.zero_shot and self.images is not None:
             raise ConfigError("--zero-shot uses no images; drop --images or --zero-shot")
 
@@ -368,22 +359,10 @@ class FewShot(ErasureMethod):
         epochs = {**self.snapshots, self.epochs: result.tensors}
         started = time.perf_counter()
         scores, chosen, why = self._choose(pipe, result, epochs)
-        select_seconds = time.perf_counter() - started
-        record = {**result.record, "config": user_config.to_dict(), "data": self.data}
-        record["epochs"] = {
-            "count": self.epochs,
-            "steps_per_epoch": self.per_epoch,
-            "chosen": chosen,
-            "chosen_by": why,
-            "stop_below": user_config.stop_below,
-            "scores": [s.to_dict() for s in scores],
-        }
-        cost = record["cost"]
-        cost["select_seconds"] = round(select_seconds, 3)
-        cost["wall_seconds"] = round(cost["wall_seconds"] + select_seconds, 3)
-        cost["epochs_mb"] = round(len(epochs) * cost["artifact_mb"], 3)
+        result.record.update(config=user_config.to_dict(), data=self.data)
         logger.info("few-shot %s: kept %s", self.concept, why)
-        return EpochedResult(tensors=epochs[chosen], record=record, base_pipe=pipe, epochs=epochs)
+        return kept_result(result, pipe, epochs, chosen, why, scores, time.perf_counter() - started, user_config.stop_below,
+                           count=self.epochs, steps_per_epoch=self.per_epoch)
 
     def _choose(self, pipe: Any, result, epochs: dict[int, dict[str, torch.Tensor]]) -> tuple[list, int, str]:
         """``(scores, epoch, why)``: the user's epoch, the stopping rule's, or the last one."""
@@ -393,9 +372,4 @@ class FewShot(ErasureMethod):
         world = self.world
         if world is None:
             return [], self.epochs, f"epoch {self.epochs}: the last (no judge for real models yet; the original's behaviour)"
-        judge = self.judge if self.judge is not None else world.judge(cfg.judge)
-        probes = canvas_probes(world, self.concept, cfg.probe_seeds)
-        sampler = SamplerSettings(steps=cfg.probe_steps, guidance=cfg.probe_guidance)
-        scores = score_epochs(pipe, result, epochs, judge, world, self.concept, probes, sampler)
-        chosen, why = choose_epoch(scores, cfg.stop_below)
-        return scores, chosen, why
+        return judged_choice(pipe, result, epochs, cfg, world, self.concept, self.judge)

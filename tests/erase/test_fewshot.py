@@ -13,7 +13,7 @@ from PIL import Image
 from erase import RunOptions, erase
 from erase.epochs import EpochedResult, load_epoch, saved_epochs
 from erase.fewshot import FewShot, FewShotConfig
-from erase.fewshot_stop import EpochScore, canvas_probes, choose_epoch
+from erase.stopping import EpochScore, canvas_probes, choose_epoch
 from erase.retain import retain_pool
 from erase.templates import templates
 from eval.canvas import mini_canvas

@@ -1,9 +1,12 @@
-"""The few-shot stopping rule: which epoch to keep, chosen by a judge, with scores a user can read.
+"""A judged stopping rule: which kept state of a run to apply, chosen by a judge, with scores a user can read.
 
-Few-shot erasure is gradient *ascent*: the loss has no floor, so the epoch at which one stops is
-the hyper-parameter, and the original leaves it to the user. Here every epoch's text encoder
-(epoch 0: the base) draws the same probe images, and a judge (``predict`` / ``verdict``, the
-protocol of ``eval/judges``) scores them:
+Two methods keep several states of one run and pick one after training. Few-shot erasure is
+gradient *ascent*: the loss has no floor, so the epoch at which one stops is the hyper-parameter,
+and the original leaves it to the user; its snapshots are epochs. DoCo trains a GAN, which does
+not settle: the same run erases a flat style at step 300 and gives it back by step 450, while a
+textured style needs the 450 (``DoCoConfig``'s docstring); its snapshots are steps. Either way,
+every kept state (``0``: the base) draws the same probe images, and a judge (``predict`` /
+``verdict``, the protocol of ``eval/judges``) scores them:
 
 * ``target``: % of the concept's own probes (its canonical prompts) the judge still calls the
   concept; ``100 - target`` is UA measured on the probes;
@@ -13,14 +16,16 @@ protocol of ``eval/judges``) scores them:
   is judged right, CRA-like;
 * ``seen_as``: what the judge calls the concept's own probes: where the concept drifted.
 
+The scores say ``epoch`` for the state's label whatever its unit (the record names the unit).
+
 Rule: among the epochs whose ``target`` is at most ``stop_below``, keep the one whose other
 concepts moved least (highest mean of ``same_kind`` and ``other_kind``), on ties the one that
-erased more, then the earliest; ascent only moves further from the base, so this is usually the
-first epoch that erases. If no epoch gets there, keep the one that erased most for what it cost
+erased more, then the earliest; for few-shot, ascent only moves further from the base, so this is
+usually the first epoch that erases. If no epoch gets there, keep the one that erased most for what it cost
 (highest ``100 - target + kept``) and say so: the lowest ``target`` alone picks epochs that broke
 every other concept and still show this one (arrow: 95 % shown, 33 % kept at epoch 8).
 
-The threshold is on 20 probe images (two seeds): a binomial share of 20 moves by about 10 points,
+The threshold is on 20 probe images (two seeds; measured with few-shot): a binomial share of 20 moves by about 10 points,
 and the epoch that first crosses a threshold is the one whose probes happened to read low. At 30 %
 the evaluation then found 35-50 % of the concept still shown on rings, solid, checker, zigzag, house
 (``erase bench --methods fewshot --targets all --seeds 2 --variant fs10=fewshot:steps=10``), while
@@ -44,15 +49,40 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from eval.canvas import MiniCanvas
 from eval.canvas.answers import image_seed
 from eval.canvas.spec import CanvasSpec
 from eval.judges.protocol import AxisJudge, Judge
 from pipelines import ErasureResult, backbone_for
+from pipelines.errors import ConfigError
 from pipelines.generation import SamplerSettings, generate
+
+from .config import option
+from .epochs import EpochedResult
 
 logger = logging.getLogger(__name__)
 
 PROBE_SEED_START = 1000
+
+
+@dataclass
+class StoppingRuleOptions:
+    """The rule's options, shared by the configs of the methods that use it (a dataclass mixin)."""
+
+    stop_below: float = option(15.0, "stopping rule: a kept state erases when at most this %% of the concept's own probe images "
+                               "still show it (20 probes read about 10 points either way: 15 leaves that margin, see erase.stopping)")
+    judge: str | None = option(None, "judge weights for the stopping rule (default: the shipped mini-canvas judge)")
+    probe_seeds: int = option(2, "seeds per probe prompt for the stopping rule (seeds 1000.., disjoint from erase eval's)")
+    probe_steps: int = option(20, "DDIM steps of the probe images (mini-canvas evaluation: 20)")
+    probe_guidance: float = option(5.0, "CFG scale of the probe images (mini-canvas evaluation: 5)")
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("probe_seeds", "probe_steps"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.stop_below <= 100:
+            raise ConfigError(f"--stop-below is a percentage, got {self.stop_below}")
 
 
 @dataclass(frozen=True)
@@ -153,17 +183,49 @@ def score_epochs(pipe, result: ErasureResult, epochs: dict[int, dict], judge: Ju
     return scores
 
 
-def choose_epoch(scores: list[EpochScore], stop_below: float) -> tuple[int, str]:
-    """``(epoch, why)`` by the rule of the module docstring; epoch 0 (the base) is never chosen."""
+def choose_epoch(scores: list[EpochScore], stop_below: float, unit: str = "epoch",
+                 fix: str = "train more epochs (--steps) or raise --lr, or pick one with --epoch") -> tuple[int, str]:
+    """``(epoch, why)`` by the rule of the module docstring; epoch 0 (the base) is never chosen.
+
+    ``unit`` names the label in ``why`` (``epoch``, ``step``); ``fix`` is the advice when nothing erases."""
     trained = [s for s in scores if s.epoch >= 1]
     if not trained:
-        raise ValueError("no trained epoch to choose from")
+        raise ValueError(f"no trained {unit} to choose from")
     erasing = [s for s in trained if s.target <= stop_below]
     if erasing:
         best = max(erasing, key=lambda s: (s.kept, s.erased, -s.epoch))
-        return best.epoch, (f"epoch {best.epoch}: the concept's own probes at {best.target:.0f}% <= {stop_below:g}%, "
-                            f"other concepts kept best ({best.kept:.0f}%) among the {len(erasing)} epochs that erase")
+        return best.epoch, (f"{unit} {best.epoch}: the concept's own probes at {best.target:.0f}% <= {stop_below:g}%, "
+                            f"other concepts kept best ({best.kept:.0f}%) among the {len(erasing)} {unit}s that erase")
     best = max(trained, key=lambda s: (s.erased + s.kept, -s.epoch))
-    return best.epoch, (f"epoch {best.epoch}: no epoch brought the concept's own probes to {stop_below:g}%; this one "
+    return best.epoch, (f"{unit} {best.epoch}: no {unit} brought the concept's own probes to {stop_below:g}%; this one "
                         f"erases most for what it costs ({best.target:.0f}% still shown, {best.kept:.0f}% of the others "
-                        f"kept); train more epochs (--steps) or raise --lr, or pick one with --epoch")
+                        f"kept); {fix}")
+
+
+def judged_choice(pipe, result: ErasureResult, states: dict[int, dict], options: StoppingRuleOptions, world: MiniCanvas,
+                  concept: str, judge: Judge | None = None, unit: str = "epoch",
+                  fix: str = "train more epochs (--steps) or raise --lr, or pick one with --epoch") -> tuple[list[EpochScore], int, str]:
+    """``(scores, label, why)``: every state in ``states`` probed and scored, and the rule's choice.
+
+    ``judge`` defaults to the world's shipped judge (``options.judge`` names other weights)."""
+    judge = judge if judge is not None else world.judge(options.judge)
+    probes = canvas_probes(world, concept, options.probe_seeds)
+    sampler = SamplerSettings(steps=options.probe_steps, guidance=options.probe_guidance)
+    scores = score_epochs(pipe, result, states, judge, world, concept, probes, sampler)
+    chosen, why = choose_epoch(scores, options.stop_below, unit, fix)
+    return scores, chosen, why
+
+
+def kept_result(result: ErasureResult, pipe, states: dict[int, dict], chosen: int, why: str, scores: list[EpochScore],
+                select_seconds: float, stop_below: float, **details) -> EpochedResult:
+    """``result`` holding ``states[chosen]``, with every state kept beside it (``DIR/epochs/``).
+
+    The record gains ``epochs`` (``details``, the choice, its reason and every state's scores) and
+    its cost the probing time, which counts in the run's wall time."""
+    record = {**result.record, "epochs": {**details, "chosen": chosen, "chosen_by": why, "stop_below": stop_below,
+                                          "scores": [s.to_dict() for s in scores]}}
+    cost = record["cost"] = {**result.record["cost"]}
+    cost["select_seconds"] = round(select_seconds, 3)
+    cost["wall_seconds"] = round(cost["wall_seconds"] + select_seconds, 3)
+    cost["epochs_mb"] = round(len(states) * cost["artifact_mb"], 3)
+    return EpochedResult(tensors=states[chosen], record=record, base_pipe=pipe, epochs=states)
