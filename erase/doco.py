@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eval.judges.protocol import Judge
 from pipelines import ErasureResult, sharding
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError, TrainingDiverged
@@ -325,6 +326,11 @@ class DoCo(ErasureMethod):
     )
     config: DoCoConfig
 
+    def __init__(self, config: DoCoConfig, judge: Judge | None = None) -> None:
+        """``judge`` replaces the shipped mini-canvas judge in the stopping rule."""
+        super().__init__(config)
+        self.judge = judge
+
     def auxiliary_state(self) -> AuxiliaryState:
         """The discriminator (with its BatchNorm statistics), its optimiser and the stopping rule's
         snapshots taken so far (pre-allocated, so a resumed run restores them), for checkpoints."""
@@ -354,7 +360,7 @@ class DoCo(ErasureMethod):
         else:
             from eval.canvas import mini_canvas
 
-            scores, chosen, why = judged_choice(pipe, result, states, cfg, mini_canvas(), cfg.concepts[0], unit="step",
+            scores, chosen, why = judged_choice(pipe, result, states, cfg, mini_canvas(), cfg.concepts[0], self.judge, unit="step",
                                                 fix="train more steps (--steps) or raise --lr, or pick one with --snapshot")
         logger.info("doco %s: kept %s", cfg.concepts[0], why)
         return kept_result(result, pipe, states, chosen, why, scores, time.perf_counter() - started, cfg.stop_below,

@@ -8,7 +8,11 @@ import torch
 
 from erase import DoCoConfig, erase
 from erase.doco import DoCo, PatchDiscriminator, discriminator_loss, instance_prompt
+from erase.epochs import EpochedResult
+from erase.method import RunOptions
+from erase.stopping import EpochScore, choose_epoch
 from pipelines.errors import ConfigError
+from tests.erase.hash_judge import HashJudge
 from tests.erase.preparing import prepare_method
 
 FAST = {"concepts": ["star"], "steps": 4, "warm_up": 2, "batch_size": 2, "anchor_images": 4, "generation_steps": 2,
@@ -87,6 +91,37 @@ def test_the_surgery_changes_the_step(tiny_folder):
     assert all(torch.equal(again[n], runs["doco"][n]) for n in again)  # same seed, same weights
 
 
+SNAPSHOTS = {"steps": 6, "warm_up": 2, "snapshot_from": 3, "snapshot_every": 1, "probe_seeds": 1, "probe_steps": 2,
+             "stop_below": 60.0}
+
+
+def test_snapshots_are_the_states_after_their_steps_and_the_judged_one_is_applied(tiny_folder):
+    from pipelines import load_pipeline
+
+    def fit(**overrides):
+        config = DoCoConfig(**{**FAST, **SNAPSHOTS, **overrides})
+        config.validate()
+        return DoCo(config, judge=HashJudge()).fit(load_pipeline(tiny_folder), RunOptions(progress=False))
+
+    result = fit()
+    assert isinstance(result, EpochedResult) and sorted(result.epochs) == [3, 4, 5, 6]
+    shorter = fit(steps=3)  # the state after step 3 of a longer run is a 3-step run's result
+    assert all(torch.equal(result.epochs[3][n], shorter.tensors[n]) for n in shorter.tensors)
+    assert any(not torch.equal(result.epochs[3][n], result.epochs[6][n]) for n in result.tensors)
+    record = result.record["epochs"]
+    scores = [EpochScore(**{k: v for k, v in s.items() if k != "kept"}) for s in record["scores"]]
+    assert record["unit"] == "step" and [s.epoch for s in scores] == [0, 3, 4, 5, 6]
+    assert record["chosen"] == choose_epoch(scores, 60.0)[0] and record["chosen_by"].startswith(f"step {record['chosen']}:")
+    assert all(torch.equal(result.tensors[n], result.epochs[record["chosen"]][n]) for n in result.tensors)
+    assert result.record["cost"]["select_seconds"] > 0
+    given = fit(snapshot=4)
+    assert given.record["epochs"]["chosen"] == 4 and given.record["epochs"]["scores"] == []
+    assert all(torch.equal(given.tensors[n], result.epochs[4][n]) for n in result.tensors)
+    official = fit(snapshot_every=0)  # the official behaviour: the last step, nothing else kept
+    assert not isinstance(official, EpochedResult) and "epochs" not in official.record
+    assert all(torch.equal(official.tensors[n], result.epochs[6][n]) for n in result.tensors)
+
+
 def test_mini_canvas_prompts_put_the_target_in_the_anchor_caption(tiny_pipe):
     style = prepared(tiny_pipe, concepts=["striped"], anchor="dots").anchor_source
     assert style["anchor"] == "dots" and style["kind"] == "style"
@@ -149,6 +184,9 @@ def test_anchor_prompt_file_on_a_real_model(tiny_pipe, tmp_path):
         ({"anchor": "others", "anchor_prompts": "F", "concept_type": "style"}, "--anchor others takes the world's"),
         ({"d_blocks": 9}, "--d-blocks"),
         ({"collapse_patience": 0}, "--collapse-patience at least 1"),
+        ({"snapshot_every": -1}, "--snapshot-every must be 0"),
+        ({"snapshot": 2}, "not a kept step; this run keeps 4"),
+        ({"snapshot": 4, "anchor_prompts": "F", "concept_type": "style"}, "--snapshot picks among"),
     ],
 )
 def test_bad_configs_are_refused_before_any_work(tmp_path, bad, message):

@@ -1,6 +1,5 @@
 """Few-shot erasure on tiny random components: the math, the trained tensors, the export, the rule."""
 
-import hashlib
 import os
 import re
 
@@ -21,28 +20,9 @@ from eval.canvas.mini import TEMPLATES as WORLD_CAPTIONS
 from pipelines import ErasureResult, backbone_for
 from pipelines.errors import ConfigError, EraseError
 from pipelines.params import select_parameters
+from tests.erase.hash_judge import HashJudge
 
 QUICK_PROBES = {"probe_seeds": 1, "probe_steps": 2}
-
-
-class HashJudge:
-    """A stand-in judge: a fixed pseudo-random reading of each image's pixels, so that epochs
-    whose images differ get different scores, with the mini-canvas class names."""
-
-    def __init__(self) -> None:
-        world = mini_canvas()
-        self.objects, self.styles, self.world = world.objects, world.styles, world
-
-    def predict(self, images):
-        digests = [hashlib.sha256(np.asarray(image).tobytes()).digest() for image in images]
-        return np.array([d[0] % len(self.objects) for d in digests]), np.array([d[1] % len(self.styles) for d in digests])
-
-    def verdict(self, images, concept):
-        objects, styles = self.predict(images)
-        name = self.world.canonical(concept)
-        if name in self.objects:
-            return objects == self.objects.index(name)
-        return styles == self.styles.index(name)
 
 
 def fit(pipe, judge=None, **overrides) -> EpochedResult:

@@ -1,5 +1,5 @@
 """A killed SFD or DoCo run resumes to the tensors of an uninterrupted one: the fake score, the
-discriminator, their optimisers and the EMA come back from the checkpoint, not from scratch."""
+discriminator, their optimisers, the EMA and DoCo's snapshots come back from the checkpoint, not from scratch."""
 
 import pytest
 import torch
@@ -13,7 +13,8 @@ from pipelines import load_pipeline
 CASES = {
     "sfd": (SFD, SFDConfig, {"concepts": ["star"], "steps": 6, "batch_size": 2, "lr": 1e-3, "lr_fake": 1e-3, "ema_halflife": 2}),
     "doco": (DoCo, DoCoConfig, {"concepts": ["star"], "steps": 6, "warm_up": 2, "batch_size": 2, "anchor_images": 4,
-                                "generation_steps": 2, "d_width": 8, "collapse_floor": 0.0}),
+                                "generation_steps": 2, "d_width": 8, "collapse_floor": 0.0,
+                                "snapshot_from": 3, "snapshot_every": 1, "snapshot": 6}),
 }
 
 
@@ -24,7 +25,8 @@ class Killed(Exception):
 @pytest.mark.parametrize("name", CASES)
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(name, tiny_folder, tmp_path):
     cls, config_class, options = CASES[name]
-    whole = cls(config_class(**options)).fit(load_pipeline(tiny_folder), RunOptions(progress=False)).tensors
+    whole_result = cls(config_class(**options)).fit(load_pipeline(tiny_folder), RunOptions(progress=False))
+    whole = whole_result.tensors
 
     run = RunOptions(work_dir=str(tmp_path / "work"), checkpoint_every=2, progress=False)
     first = cls(config_class(**options))
@@ -44,3 +46,6 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(name, tiny_folder, t
     assert resumed.tensors.keys() == whole.keys()
     for n in whole:
         torch.testing.assert_close(resumed.tensors[n], whole[n], msg=n)
+    for step, kept in getattr(whole_result, "epochs", {}).items():  # DoCo's snapshots, the one before the kill restored
+        for n in kept:
+            torch.testing.assert_close(resumed.epochs[step][n], kept[n], msg=f"step {step} {n}")
