@@ -361,7 +361,8 @@ class DoCo(ErasureMethod):
             from eval.canvas import mini_canvas
 
             scores, chosen, why = judged_choice(pipe, result, states, cfg, mini_canvas(), cfg.concepts[0], self.judge, unit="step",
-                                                fix="train more steps (--steps) or raise --lr, or pick one with --snapshot")
+                                                fix="train more steps (--steps) or raise --lr, or pick one with --snapshot",
+                                                rank="balance")
         logger.info("doco %s: kept %s", cfg.concepts[0], why)
         return kept_result(result, pipe, states, chosen, why, scores, time.perf_counter() - started, cfg.stop_below,
                            unit="step", count=len(states))

@@ -20,7 +20,8 @@ The scores say ``epoch`` for the state's label whatever its unit (the record nam
 
 Rule: among the epochs whose ``target`` is at most ``stop_below``, keep the one whose other
 concepts moved least (highest mean of ``same_kind`` and ``other_kind``), on ties the one that
-erased more, then the earliest; for few-shot, ascent only moves further from the base, so this is
+erased more, then the earliest (``rank="balance"``, DoCo's: the highest sum of erased and kept;
+:data:`RANKS`); for few-shot, ascent only moves further from the base, so this is
 usually the first epoch that erases. If no epoch gets there, keep the one that erased most for what it cost
 (highest ``100 - target + kept``) and say so: the lowest ``target`` alone picks epochs that broke
 every other concept and still show this one (arrow: 95 % shown, 33 % kept at epoch 8).
@@ -183,19 +184,36 @@ def score_epochs(pipe, result: ErasureResult, epochs: dict[int, dict], judge: Ju
     return scores
 
 
+#: How the rule ranks the states that erase: ``kept`` first (few-shot: ascent only moves away,
+#: so the erasing epochs differ mostly in what they cost), or ``balance``, the sum of erased and
+#: kept (DoCo: a GAN's states erase by different amounts at about the same keep, one image of 18
+#: apart, and ranking by keep alone picks on that noise; split's run kept step 375, probes 10 %
+#: shown, evaluation UA 70, over step 300, probes 5 %, evaluation UA 100).
+RANKS = ("kept", "balance")
+
+
 def choose_epoch(scores: list[EpochScore], stop_below: float, unit: str = "epoch",
-                 fix: str = "train more epochs (--steps) or raise --lr, or pick one with --epoch") -> tuple[int, str]:
+                 fix: str = "train more epochs (--steps) or raise --lr, or pick one with --epoch",
+                 rank: str = "kept") -> tuple[int, str]:
     """``(epoch, why)`` by the rule of the module docstring; epoch 0 (the base) is never chosen.
 
-    ``unit`` names the label in ``why`` (``epoch``, ``step``); ``fix`` is the advice when nothing erases."""
+    ``unit`` names the label in ``why`` (``epoch``, ``step``); ``fix`` is the advice when nothing
+    erases; ``rank`` orders the states that erase (:data:`RANKS`)."""
+    if rank not in RANKS:
+        raise ValueError(f"rank must be one of {RANKS}, got {rank!r}")
     trained = [s for s in scores if s.epoch >= 1]
     if not trained:
         raise ValueError(f"no trained {unit} to choose from")
     erasing = [s for s in trained if s.target <= stop_below]
     if erasing:
-        best = max(erasing, key=lambda s: (s.kept, s.erased, -s.epoch))
+        if rank == "kept":
+            best = max(erasing, key=lambda s: (s.kept, s.erased, -s.epoch))
+            how = f"other concepts kept best ({best.kept:.0f}%)"
+        else:
+            best = max(erasing, key=lambda s: (s.erased + s.kept, s.erased, -s.epoch))
+            how = f"erased and kept best together ({best.erased:.0f}% + {best.kept:.0f}%)"
         return best.epoch, (f"{unit} {best.epoch}: the concept's own probes at {best.target:.0f}% <= {stop_below:g}%, "
-                            f"other concepts kept best ({best.kept:.0f}%) among the {len(erasing)} {unit}s that erase")
+                            f"{how} among the {len(erasing)} {unit}s that erase")
     best = max(trained, key=lambda s: (s.erased + s.kept, -s.epoch))
     return best.epoch, (f"{unit} {best.epoch}: no {unit} brought the concept's own probes to {stop_below:g}%; this one "
                         f"erases most for what it costs ({best.target:.0f}% still shown, {best.kept:.0f}% of the others "
@@ -204,7 +222,8 @@ def choose_epoch(scores: list[EpochScore], stop_below: float, unit: str = "epoch
 
 def judged_choice(pipe, result: ErasureResult, states: dict[int, dict], options: StoppingRuleOptions, world: MiniCanvas,
                   concept: str, judge: Judge | None = None, unit: str = "epoch",
-                  fix: str = "train more epochs (--steps) or raise --lr, or pick one with --epoch") -> tuple[list[EpochScore], int, str]:
+                  fix: str = "train more epochs (--steps) or raise --lr, or pick one with --epoch",
+                  rank: str = "kept") -> tuple[list[EpochScore], int, str]:
     """``(scores, label, why)``: every state in ``states`` probed and scored, and the rule's choice.
 
     ``judge`` defaults to the world's shipped judge (``options.judge`` names other weights)."""
@@ -212,7 +231,7 @@ def judged_choice(pipe, result: ErasureResult, states: dict[int, dict], options:
     probes = canvas_probes(world, concept, options.probe_seeds)
     sampler = SamplerSettings(steps=options.probe_steps, guidance=options.probe_guidance)
     scores = score_epochs(pipe, result, states, judge, world, concept, probes, sampler)
-    chosen, why = choose_epoch(scores, options.stop_below, unit, fix)
+    chosen, why = choose_epoch(scores, options.stop_below, unit, fix, rank)
     return scores, chosen, why
 
 

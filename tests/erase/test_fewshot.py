@@ -146,23 +146,6 @@ def test_exported_text_encoder_in_the_base_pipeline_gives_the_erased_images(tiny
         load_epoch(folder, 5)
 
 
-def test_stopping_rule_on_its_own_scores():
-    def score(epoch, target, same, other):
-        return EpochScore(epoch, target, same, other, {})
-
-    base = score(0, 100, 95, 95)
-    # the first epoch that erases, unless a later one that also erases keeps the others better
-    assert choose_epoch([base, score(1, 60, 95, 95), score(2, 20, 90, 90), score(3, 0, 70, 80)], 30)[0] == 2
-    assert choose_epoch([base, score(1, 25, 80, 80), score(2, 10, 90, 90)], 30)[0] == 2
-    assert choose_epoch([base, score(1, 25, 90, 90), score(2, 10, 90, 90)], 30)[0] == 2  # ties: the one that erased more
-    assert choose_epoch([base, score(1, 10, 90, 90), score(2, 10, 90, 90)], 30)[0] == 1  # then the earliest
-    epoch, why = choose_epoch([base, score(1, 80, 95, 95), score(2, 50, 90, 90)], 30)
-    assert epoch == 2 and "no epoch" in why
-    # nothing erases: the best trade (40 + 95) beats the lowest share shown (50 + 40)
-    assert choose_epoch([base, score(1, 60, 95, 95), score(2, 50, 40, 40)], 30)[0] == 1
-    assert choose_epoch([score(0, 0, 100, 100), score(1, 50, 50, 50)], 30)[0] == 1  # never the base
-
-
 def test_fit_keeps_the_epoch_its_recorded_scores_choose(tiny_pipe):
     result = fit(tiny_pipe, steps=3, stop_below=50.0)
     record = result.record["epochs"]
