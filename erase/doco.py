@@ -49,6 +49,17 @@ gradient, or a discriminator that wins the game (its smoothed loss below ``colla
 where and the fix, keeping the last good trained tensors (``erase run`` writes them as
 ``OUT.diverged``, a partial artifact; the checkpoint folder keeps the resumable state of a NaN).
 
+Which state is kept (beyond the official code; mini-canvas only): a GAN does not settle. One run
+erases a flat style at step 300 and lets it back by step 450, while a textured style or an object
+needs the 450 (``DoCoConfig``'s docstring). So the trained tensors are kept every
+``snapshot_every`` steps from ``snapshot_from`` and at the last step, and the judged stopping rule
+of :mod:`erase.stopping` (shared with few-shot; ``rank="balance"``) draws probe images from each,
+on seeds disjoint from the evaluation's, and applies the state that erases while keeping the
+others best. Every state is saved as ``DIR/epochs/epoch_<step>.safetensors`` (the record's
+``epochs.unit`` is ``step``; :func:`erase.epochs.load_epoch` applies another later), ``--snapshot
+N`` picks one, ``--snapshot-every 0`` keeps the last step as the official code does. On real models
+(``--anchor-prompts``) there is no judge yet and the last step is kept.
+
 Not implemented from the official code: the random-resize augmentation with its valid-region
 mask and "far away"/"zoomed in" prompt prefixes (mini-canvas images are 32 px; hflip is kept for real models).
 A resumed run restores the discriminator and its optimiser from the checkpoint with the UNet's
@@ -198,12 +209,12 @@ class DoCoConfig(StoppingRuleOptions, MethodConfig):
     generation_guidance: float = option(5.0, "CFG scale drawing the anchor images (official 6)")
     hflip: bool | None = option(None, "also use every anchor image mirrored (official augmentation; default: on with "
                                 "--anchor-prompts, off on mini-canvas, whose world never mirrors a shape)")
-    collapse_floor: float = option(0.7, "collapse guard: stop when the discriminator's loss (smoothed over ~10 steps) stays below this for --collapse-patience UNet steps in a row (it wins outright; healthy mini-canvas runs stay near 2 ln 2 = 1.39); 0: off")
     snapshot_every: int = option(75, "stopping rule (mini-canvas): keep the trained tensors every this many steps from --snapshot-from, "
                                  "and the last step's, and apply the one a judge finds erases while keeping the others best "
                                  "(erase.stopping; a GAN does not settle); 0: the last step, as the official code")
     snapshot_from: int = option(300, "first step whose trained tensors the stopping rule keeps")
     snapshot: int | None = option(None, "apply the tensors kept after this step instead of the stopping rule's choice")
+    collapse_floor: float = option(0.7, "collapse guard: stop when the discriminator's loss (smoothed over ~10 steps) stays below this for --collapse-patience UNet steps in a row (it wins outright; healthy mini-canvas runs stay near 2 ln 2 = 1.39); 0: off")
     collapse_patience: int = option(20, "collapse guard: UNet steps in a row below --collapse-floor that stop the run")
 
     def validate(self) -> None:
