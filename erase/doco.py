@@ -188,7 +188,8 @@ class DoCoConfig(StoppingRuleOptions, MethodConfig):
     styles 88.5 / 92.7 / 100; square falls out (UA 95 to 80), gradient and split still keep
     themselves (UA 70, 60)."""
 
-    steps: int = option(450, "optimiser steps, the discriminator warm-up included (official 2000)")
+    steps: int = option(600, "optimiser steps, the discriminator warm-up included (official 2000); on mini-canvas the "
+                        "stopping rule keeps the best of the states from --snapshot-from on")
     warm_up: int = option(100, "first steps that train the discriminator alone; the UNet is untouched (official 1000)")
     params: str = option("esd-x-strict", "UNet weights to train: esd-x-strict (attn2 to_k/to_v; official cross-attn), full (official full-weight), or another UNet preset/pattern")
     lr: float = option(3e-4, "AdamW learning rate of the UNet, tuned on mini-canvas (official 9.6e-5 on SD 1.x: 6e-6 scaled)")
@@ -327,7 +328,7 @@ class DoCo(ErasureMethod):
     name = "doco"
     summary = "DoCo: a discriminator makes the concept's outputs look like an anchor's; concept-preserving gradient surgery"
     config_class = DoCoConfig
-    version = "4"  # 4: no mirrored anchors on mini-canvas; 3: 450 steps (2: 300; the mini-canvas anchor became every other class of the axis; 1: the first other class)
+    version = "5"  # 5: 600 steps, the state kept by the judged stopping rule; 4: no mirrored anchors on mini-canvas; 3: 450 steps (2: 300; the mini-canvas anchor became every other class of the axis; 1: the first other class)
     official = OfficialSchedule(
         iterations=2000,
         options={"params": "esd-x-strict", "batch_size": 8, "surgery": "doco", "d_width": 64},
