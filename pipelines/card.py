@@ -51,6 +51,16 @@ def model_card(result: Any) -> str:
             "a multi-step call (the default 50 steps, CFG) runs but is not what the generator was trained for.",
             "",
         ]
+    kept = record.get("epochs")
+    if kept and "chosen" in kept:
+        unit = kept.get("unit", "epoch")
+        lines += [
+            "## Which state",
+            "",
+            f"The trained tensors were kept at several {unit}s (`epochs/epoch_<{unit}>.safetensors`); this artifact",
+            f"applies {kept['chosen_by']}. Another one, without retraining: `erase.epochs.load_epoch(\"<this folder>\", N)`.",
+            "",
+        ]
     if cost:
         lines += ["## Cost", ""] + [f"- {k}: {v}" for k, v in cost.items()] + [""]
     metrics = record.get("metrics")

@@ -128,6 +128,7 @@ def test_exported_text_encoder_in_the_base_pipeline_gives_the_erased_images(tiny
     folder = str(tmp_path / "erased")
     result.save(folder)
     assert saved_epochs(folder) == [1, 2]
+    assert "applies epoch 2: given by --epoch" in open(os.path.join(folder, "README.md")).read()  # the card says which
     swapped = StableDiffusionPipeline.from_pretrained(
         tiny_folder, text_encoder=CLIPTextModel.from_pretrained(f"{folder}/text_encoder"), safety_checker=None)
     erased = load_erased(folder, base=load_pipeline(tiny_folder))
