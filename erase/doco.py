@@ -217,7 +217,7 @@ class DoCoConfig(StoppingRuleOptions, MethodConfig):
 
     Over all 20 (the README's bench command with ``--methods doco``, 2026-11-29, records committed)
     all 20 meet the issue's bar (version 4: 17): styles 97.0 / 92.4 / 100, objects 93.0 / 99.3 /
-    93.5 (FID 23.8, 19.5), ASR 20.0 (version 4: 47.1). The rule kept step 300 for seven targets,
+    93.5 (FID 23.8, 19.5), ASR 21.4 (version 4: 47.1). The rule kept step 300 for seven targets,
     375 for one, 450 for ten and 600 for circle and square; grid, crescent and square sit at UA 85
     and dots at IRA 88.9, the thinnest margins."""
 
