@@ -217,5 +217,5 @@ def test_cli_run_and_dry_run(capsys, tiny_folder, tmp_path):
     with open(os.path.join(out, "erasure.json")) as f:
         record = json.load(f)
     assert record["method"] == "doco" and record["config"]["params"] == "cross-attn" and record["doco"]["d_loss_last"] > 0
-    code = main(["run", "doco", "--model", tiny_folder, "--concept", "star", "--warm-up", "500", "--dry-run"])
+    code = main(["run", "doco", "--model", tiny_folder, "--concept", "star", "--warm-up", "700", "--dry-run"])
     assert code == 2 and "erase: error: --warm-up" in capsys.readouterr().err
