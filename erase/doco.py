@@ -200,16 +200,16 @@ class DoCoConfig(StoppingRuleOptions, MethodConfig):
     ``balance`` rank keeps and its evaluation (UA / IRA / CRA; split's and gradient's 300-step state
     is the ``doco-s300`` cell):
 
-    ========  ========================  ====  ===================
-    target    300 / 375 / 450 / 525 / 600  kept  evaluation
-    ========  ========================  ====  ===================
-    split     5 / 10 / 35 / 25 / 45      300   100 / 91.1 / 100
-    gradient  0 / 10 / 10 / 0 / 5        300   100 / 91.7 / 100
-    square    35 / 30 / 25 / 25 / 15     600   85 / 100 / 91.5
-    checker   35 / 20 / 0 / 0 / 0        450   100 / 90.6 / 100
-    dots      35 / 10 / 0 / 5 / 5        450   100 / 88.9 / 100
-    circle    40 / 20 / 10 / 5 / 5       600   95 / 99.4 / 91.5
-    ========  ========================  ====  ===================
+    ========  ===========================  ====  ===================
+    target    300 / 375 / 450 / 525 / 600    kept  evaluation
+    ========  ===========================  ====  ===================
+    split     5 / 10 / 35 / 25 / 45        300   100 / 91.1 / 100
+    gradient  0 / 10 / 10 / 0 / 5          300   100 / 91.7 / 100
+    square    35 / 30 / 25 / 25 / 15       600   85 / 100 / 91.5
+    checker   35 / 20 / 0 / 0 / 0          450   100 / 90.6 / 100
+    dots      35 / 10 / 0 / 5 / 5          450   100 / 88.9 / 100
+    circle    40 / 20 / 10 / 5 / 5         600   95 / 99.4 / 91.5
+    ========  ===========================  ====  ===================
 
     The ``kept`` rank (few-shot's) took split's step 375 instead (10 % shown on the probes, the
     others' keep one image higher): its evaluation left UA at 70. Probing the base and the five
