@@ -201,7 +201,7 @@ class DoCoConfig(StoppingRuleOptions, MethodConfig):
     is the ``doco-s300`` cell):
 
     ========  ===========================  ====  ===================
-    target    300 / 375 / 450 / 525 / 600    kept  evaluation
+    target    300 / 375 / 450 / 525 / 600  kept  evaluation
     ========  ===========================  ====  ===================
     split     5 / 10 / 35 / 25 / 45        300   100 / 91.1 / 100
     gradient  0 / 10 / 10 / 0 / 5          300   100 / 91.7 / 100
