@@ -179,7 +179,12 @@ class AdvUnlearnConfig(MethodConfig):
     already, since the text encoder leaves more of the concept at the border than ESD's UNet edit
     does (UA 90 against 100). Eta 2 halves ESD on circle
     (20 against 40) but costs gradient's CRA (80.5) and 250 s of training under load; training the
-    UNet's cross-attention instead halves it on gradient only. The defaults stay."""
+    UNet's cross-attention instead halves it on gradient only. The defaults stay.
+
+    The official README's random start for every attack (``--variant
+    adv-rand=advunlearn:attack_init=random``, same command and protocol, 2026-11-29; stopped after
+    solid, record committed) did not help either: solid 90 / 92.8 / 88.0, ASR 45 (2 of 20 prompts
+    show solid unattacked, the attack recovers 7 more)."""
 
     preset: Literal["mini-canvas", "official"] = option(
         "mini-canvas", "mini-canvas (these defaults) or official (SD 1.x: 1000 iterations, lr 1e-5, 30 attack steps "
