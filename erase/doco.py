@@ -55,7 +55,8 @@ needs the 450 (``DoCoConfig``'s docstring). So the trained tensors are kept ever
 ``snapshot_every`` steps from ``snapshot_from`` and at the last step, and the judged stopping rule
 of :mod:`erase.stopping` (shared with few-shot; ``rank="balance"``) draws probe images from each,
 on seeds disjoint from the evaluation's, and applies the state that erases while keeping the
-others best. Every state is saved as ``DIR/epochs/epoch_<step>.safetensors`` (the record's
+others best (the base is not probed: the evaluation reads it, and the time counts against the
+3-minute bar). Every state is saved as ``DIR/epochs/epoch_<step>.safetensors`` (the record's
 ``epochs.unit`` is ``step``; :func:`erase.epochs.load_epoch` applies another later), ``--snapshot
 N`` picks one, ``--snapshot-every 0`` keeps the last step as the official code does. On real models
 (``--anchor-prompts``) there is no judge yet and the last step is kept.
@@ -407,7 +408,7 @@ class DoCo(ErasureMethod):
 
             scores, chosen, why = judged_choice(pipe, result, states, cfg, mini_canvas(), cfg.concepts[0], self.judge, unit="step",
                                                 fix="train more steps (--steps) or raise --lr, or pick one with --snapshot",
-                                                rank="balance")
+                                                rank="balance", base=False)  # the evaluation reads the base
         logger.info("doco %s: kept %s", cfg.concepts[0], why)
         return kept_result(result, pipe, states, chosen, why, scores, time.perf_counter() - started, cfg.stop_below,
                            unit="step", count=len(states))

@@ -169,12 +169,12 @@ def score_images(judge: Judge, spec: CanvasSpec, concept: str, probes: list[Prob
 
 
 def score_epochs(pipe, result: ErasureResult, epochs: dict[int, dict], judge: Judge, spec: CanvasSpec, concept: str,
-                 probes: list[Probe], sampler: SamplerSettings) -> list[EpochScore]:
-    """Generate and score the probes for the base (epoch 0) and every epoch in ``epochs``."""
+                 probes: list[Probe], sampler: SamplerSettings, base: bool = True) -> list[EpochScore]:
+    """Generate and score the probes for every epoch in ``epochs``, after the base's (epoch 0) with ``base``."""
     backbone = backbone_for(pipe)
     prompts = [spec.prompt(p.object, p.style) for p in probes]
     seeds = [p.seed for p in probes]
-    scores = [score_images(judge, spec, concept, probes, generate(backbone, prompts, seeds, sampler), 0)]
+    scores = [score_images(judge, spec, concept, probes, generate(backbone, prompts, seeds, sampler), 0)] if base else []
     for epoch, tensors in sorted(epochs.items()):
         with ErasureResult(tensors=tensors, record=result.record).applied(pipe):
             images = generate(backbone, prompts, seeds, sampler)
@@ -223,14 +223,16 @@ def choose_epoch(scores: list[EpochScore], stop_below: float, unit: str = "epoch
 def judged_choice(pipe, result: ErasureResult, states: dict[int, dict], options: StoppingRuleOptions, world: MiniCanvas,
                   concept: str, judge: Judge | None = None, unit: str = "epoch",
                   fix: str = "train more epochs (--steps) or raise --lr, or pick one with --epoch",
-                  rank: str = "kept") -> tuple[list[EpochScore], int, str]:
+                  rank: str = "kept", base: bool = True) -> tuple[list[EpochScore], int, str]:
     """``(scores, label, why)``: every state in ``states`` probed and scored, and the rule's choice.
 
-    ``judge`` defaults to the world's shipped judge (``options.judge`` names other weights)."""
+    ``judge`` defaults to the world's shipped judge (``options.judge`` names other weights).
+    ``base`` also probes the base model (epoch 0): the choice never uses it, the record shows
+    where the run started; a method short of time skips it (DoCo: one probe round of six)."""
     judge = judge if judge is not None else world.judge(options.judge)
     probes = canvas_probes(world, concept, options.probe_seeds)
     sampler = SamplerSettings(steps=options.probe_steps, guidance=options.probe_guidance)
-    scores = score_epochs(pipe, result, states, judge, world, concept, probes, sampler)
+    scores = score_epochs(pipe, result, states, judge, world, concept, probes, sampler, base)
     chosen, why = choose_epoch(scores, options.stop_below, unit, fix, rank)
     return scores, chosen, why
 

@@ -110,7 +110,7 @@ def test_snapshots_are_the_states_after_their_steps_and_the_judged_one_is_applie
     assert any(not torch.equal(result.epochs[3][n], result.epochs[6][n]) for n in result.tensors)
     record = result.record["epochs"]
     scores = [EpochScore(**{k: v for k, v in s.items() if k != "kept"}) for s in record["scores"]]
-    assert record["unit"] == "step" and [s.epoch for s in scores] == [0, 3, 4, 5, 6]
+    assert record["unit"] == "step" and [s.epoch for s in scores] == [3, 4, 5, 6]  # the base is not probed
     assert record["chosen"] == choose_epoch(scores, 60.0, rank="balance")[0] and record["chosen_by"].startswith(f"step {record['chosen']}:")
     assert all(torch.equal(result.tensors[n], result.epochs[record["chosen"]][n]) for n in result.tensors)
     assert result.record["cost"]["select_seconds"] > 0
