@@ -399,7 +399,7 @@ class DoCo(ErasureMethod):
         if not self.snapshots:
             return result
         cfg = self.config
-        states = {**{step: dict(kept) for step, kept in self.snapshots.items()}, cfg.steps: result.tensors}
+        states = {**self.snapshots, cfg.steps: result.tensors}
         started = time.perf_counter()
         if cfg.snapshot is not None:
             scores, chosen, why = [], cfg.snapshot, f"step {cfg.snapshot}: given by --snapshot"

@@ -5,7 +5,7 @@ gradient *ascent*: the loss has no floor, so the epoch at which one stops is the
 and the original leaves it to the user; its snapshots are epochs. DoCo trains a GAN, which does
 not settle: the same run erases a flat style at step 300 and gives it back by step 450, while a
 textured style needs the 450 (``DoCoConfig``'s docstring); its snapshots are steps. Either way,
-every kept state (``0``: the base) draws the same probe images, and a judge (``predict`` /
+every kept state (and, for few-shot, the base as ``0``) draws the same probe images, and a judge (``predict`` /
 ``verdict``, the protocol of ``eval/judges``) scores them:
 
 * ``target``: % of the concept's own probes (its canonical prompts) the judge still calls the
