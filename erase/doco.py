@@ -512,6 +512,9 @@ class DoCo(ErasureMethod):
         self.d_losses: list[float] = []
         # The stopping rule's snapshots need a judge: mini-canvas only; a real model keeps its last step.
         kept = [] if cfg.anchor_prompts else cfg.snapshot_steps()[:-1]
+        if cfg.snapshot_every and not cfg.anchor_prompts and not kept:
+            logger.warning("doco: --snapshot-from %d leaves no state before step %d (--steps) to weigh; the run keeps "
+                           "its last step. Lower --snapshot-from to let the stopping rule choose", cfg.snapshot_from, cfg.steps)
         self.snapshots = {step: {n: torch.zeros_like(p, device="cpu") for n, p in params.items()} for step in kept}
         self.guard = CollapseGuard(params, cfg.collapse_floor, cfg.collapse_patience, cfg.warm_up)
         self.cpg = None

@@ -1,6 +1,7 @@
 """DoCo on tiny random components (algorithms.md, Cheap verification, DoCo (2)-(4)), config errors, CLI."""
 
 import json
+import logging
 import os
 
 import pytest
@@ -95,7 +96,7 @@ SNAPSHOTS = {"steps": 6, "warm_up": 2, "snapshot_from": 3, "snapshot_every": 1, 
              "stop_below": 60.0}
 
 
-def test_snapshots_are_the_states_after_their_steps_and_the_judged_one_is_applied(tiny_folder):
+def test_snapshots_are_the_states_after_their_steps_and_the_judged_one_is_applied(tiny_folder, caplog):
     from pipelines import load_pipeline
 
     def fit(**overrides):
@@ -120,6 +121,9 @@ def test_snapshots_are_the_states_after_their_steps_and_the_judged_one_is_applie
     official = fit(snapshot_every=0)  # the official behaviour: the last step, nothing else kept
     assert not isinstance(official, EpochedResult) and "epochs" not in official.record
     assert all(torch.equal(official.tensors[n], result.epochs[6][n]) for n in result.tensors)
+    with caplog.at_level(logging.WARNING, logger="erase.doco"):
+        late = fit(snapshot_from=7)  # past --steps: the last step, and the user is told why
+    assert not isinstance(late, EpochedResult) and "--snapshot-from 7 leaves no state" in caplog.text
 
 
 def test_mini_canvas_prompts_put_the_target_in_the_anchor_caption(tiny_pipe):
