@@ -21,6 +21,7 @@ from pipelines.errors import EraseError
 COMMANDS = [
     ("methods", "erase.cli.methods"),
     ("run", "erase.cli.run"),
+    ("stack", "erase.cli.stack"),
     ("eval", "eval.cli"),
     ("bench", "eval.bench.cli"),
     ("mini-canvas", "eval.canvas.cli"),

@@ -1,0 +1,65 @@
+"""`erase stack` and pipelines.stack: several erasures of one base in one stock pipeline."""
+
+import json
+import os
+
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+
+from erase.cli import main
+from pipelines import ErasureResult, backbone_for, new_record
+from pipelines.errors import BaseMismatchError, ConfigError
+from pipelines.fingerprint import tensors_sha256
+from pipelines.params import resolve_tensors, select_parameters
+from pipelines.stack import load_stacked
+
+
+def erasure(pipe, base_folder, preset, suffix, method, fingerprint=None):
+    """A hand-made artifact record and tensors: the ``preset`` tensors ending in ``suffix``, halved."""
+    params = {n: p for n, p in select_parameters(backbone_for(pipe).components, preset).items() if n.endswith(suffix)}
+    record = new_record(method=method, config={}, concepts=["star"], seed=0, base_model=base_folder,
+                        base_fingerprint=fingerprint or tensors_sha256(params), cost={})
+    return ErasureResult({n: p.detach() * 0.5 for n, p in params.items()}, record, base_pipe=pipe)
+
+
+@pytest.fixture
+def saved(tiny_pipe, tiny_folder, tmp_path):
+    """Save an artifact made by ``erasure`` and return its folder."""
+    def save(name, *args, **kwargs):
+        folder = str(tmp_path / name)
+        erasure(tiny_pipe, tiny_folder, *args, **kwargs).save(folder, pipeline=False)
+        return folder
+    return save
+
+
+def test_the_stacked_pipeline_holds_every_erasure_and_loads_in_plain_diffusers(saved, tmp_path):
+    unet = saved("unet-edit", "esd-x-strict", "to_k.weight", "esd")
+    text = saved("te-edit", "te-full", "q_proj.weight", "advunlearn")
+    out = str(tmp_path / "stacked")
+    assert main(["stack", unet, text, "--out", out]) == 0
+    plain = StableDiffusionPipeline.from_pretrained(out, local_files_only=True)
+    expected = load_stacked([unet, text])
+    for component in ("unet", "text_encoder"):
+        mine, theirs = getattr(plain, component).state_dict(), getattr(expected, component).state_dict()
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    for folder in (unet, text):  # each artifact's tensors are in, as saved
+        result = ErasureResult.load(folder)
+        live = resolve_tensors(backbone_for(plain).components, list(result.tensors))
+        assert all(torch.equal(live[n], t) for n, t in result.tensors.items())
+    record = json.load(open(os.path.join(out, "stack.json"), encoding="utf-8"))
+    assert [a["method"] for a in record["artifacts"]] == ["esd", "advunlearn"]
+    assert [a["components"] for a in record["artifacts"]] == [["unet"], ["text_encoder"]]
+    assert main(["stack", unet, text, "--out", out]) == 2  # nothing overwritten silently
+
+
+def test_a_stack_refuses_shared_tensors_another_base_and_a_lone_artifact(saved, capsys):
+    unet = saved("unet-edit", "esd-x-strict", "to_k.weight", "esd")
+    also_unet = saved("unet-edit-2", "esd-x-strict", "to_k.weight", "salun")
+    with pytest.raises(ConfigError, match="both change unet.*different tensors"):
+        load_stacked([unet, also_unet])
+    elsewhere = saved("te-other-base", "te-full", "q_proj.weight", "advunlearn", fingerprint="0" * 64)
+    with pytest.raises(BaseMismatchError, match="made from base"):
+        load_stacked([unet, elsewhere])
+    assert main(["stack", unet, "--out", "unused"]) == 2
+    assert "two or more artifacts" in capsys.readouterr().err
