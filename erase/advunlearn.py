@@ -184,7 +184,13 @@ class AdvUnlearnConfig(MethodConfig):
     The official README's random start for every attack (``--variant
     adv-rand=advunlearn:attack_init=random``, same command and protocol, 2026-11-29; stopped after
     solid, record committed) did not help either: solid 90 / 92.8 / 88.0, ASR 45 (2 of 20 prompts
-    show solid unattacked, the attack recovers 7 more)."""
+    show solid unattacked, the attack recovers 7 more).
+
+    At 60 attacked prompts (the README's AdvUnlearn paragraphs; records in
+    ``eval/measurements/advunlearn-asr60``, 2026-11-29) the three misses are not noise: solid 25.0
+    against ESD's 16.7, circle 33.3 against 35.0, gradient 15.0 against 11.7. What does reach half
+    of ESD's on solid and gradient (0.0 and 5.0) is this text encoder stacked on ESD's UNet
+    (``erase stack``, :mod:`pipelines.stack`); the defaults here are unchanged."""
 
     preset: Literal["mini-canvas", "official"] = option(
         "mini-canvas", "mini-canvas (these defaults) or official (SD 1.x: 1000 iterations, lr 1e-5, 30 attack steps "
