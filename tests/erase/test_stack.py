@@ -15,11 +15,13 @@ from pipelines.params import resolve_tensors, select_parameters
 from pipelines.stack import load_stacked
 
 
-def erasure(pipe, base_folder, preset, suffix, method, fingerprint=None):
+def erasure(pipe, base_folder, preset, suffix, method, fingerprint=None, sampling=None):
     """A hand-made artifact record and tensors: the ``preset`` tensors ending in ``suffix``, halved."""
     params = {n: p for n, p in select_parameters(backbone_for(pipe).components, preset).items() if n.endswith(suffix)}
     record = new_record(method=method, config={}, concepts=["star"], seed=0, base_model=base_folder,
                         base_fingerprint=fingerprint or tensors_sha256(params), cost={})
+    if sampling:
+        record["sampling"] = sampling
     return ErasureResult({n: p.detach() * 0.5 for n, p in params.items()}, record, base_pipe=pipe)
 
 
@@ -47,13 +49,14 @@ def test_the_stacked_pipeline_holds_every_erasure_and_loads_in_plain_diffusers(s
         result = ErasureResult.load(folder)
         live = resolve_tensors(backbone_for(plain).components, list(result.tensors))
         assert all(torch.equal(live[n], t) for n, t in result.tensors.items())
-    record = json.load(open(os.path.join(out, "stack.json"), encoding="utf-8"))
+    with open(os.path.join(out, "stack.json"), encoding="utf-8") as f:
+        record = json.load(f)
     assert [a["method"] for a in record["artifacts"]] == ["esd", "advunlearn"]
     assert [a["components"] for a in record["artifacts"]] == [["unet"], ["text_encoder"]]
     assert main(["stack", unet, text, "--out", out]) == 2  # nothing overwritten silently
 
 
-def test_a_stack_refuses_shared_tensors_another_base_and_a_lone_artifact(saved, capsys):
+def test_a_stack_refuses_shared_tensors_another_base_a_one_step_generator_and_a_lone_artifact(saved, capsys):
     unet = saved("unet-edit", "esd-x-strict", "to_k.weight", "esd")
     also_unet = saved("unet-edit-2", "esd-x-strict", "to_k.weight", "salun")
     with pytest.raises(ConfigError, match="both change unet.*different tensors"):
@@ -61,5 +64,8 @@ def test_a_stack_refuses_shared_tensors_another_base_and_a_lone_artifact(saved, 
     elsewhere = saved("te-other-base", "te-full", "q_proj.weight", "advunlearn", fingerprint="0" * 64)
     with pytest.raises(BaseMismatchError, match="made from base"):
         load_stacked([unet, elsewhere])
+    one_step = saved("one-step", "te-full", "q_proj.weight", "sfd", sampling={"one_step": True, "t_init": 625})
+    with pytest.raises(ConfigError, match="one-step generator"):
+        load_stacked([unet, one_step])
     assert main(["stack", unet, "--out", "unused"]) == 2
     assert "two or more artifacts" in capsys.readouterr().err
