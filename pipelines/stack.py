@@ -10,6 +10,7 @@ the other. One-step generators (SFD) sample differently and are refused.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -25,6 +26,9 @@ def stack_results(folders: list[str]) -> list[ErasureResult]:
     """The artifacts in ``folders``, checked to be stackable (see the module docstring)."""
     if len(folders) < 2:
         raise ConfigError("a stack needs two or more artifacts, e.g. ESD's and AdvUnlearn's for the same concept")
+    for folder in folders:
+        if os.path.isfile(os.path.join(folder, STACK_FILE)):
+            raise ConfigError(f"{folder} is a stacked pipeline, not an artifact; stack the artifacts its {STACK_FILE} lists")
     results = [ErasureResult.load(f) for f in folders]
     owner: dict[str, str] = {}
     for folder, result in zip(folders, results):

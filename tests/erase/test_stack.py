@@ -54,6 +54,8 @@ def test_the_stacked_pipeline_holds_every_erasure_and_loads_in_plain_diffusers(s
     assert [a["method"] for a in record["artifacts"]] == ["esd", "advunlearn"]
     assert [a["components"] for a in record["artifacts"]] == [["unet"], ["text_encoder"]]
     assert main(["stack", unet, text, "--out", out]) == 2  # nothing overwritten silently
+    with pytest.raises(ConfigError, match="stacked pipeline, not an artifact"):
+        load_stacked([out, text])
 
 
 def test_a_stack_refuses_shared_tensors_another_base_a_one_step_generator_and_a_lone_artifact(saved, capsys):
