@@ -71,6 +71,14 @@ def versions() -> dict[str, str]:
     }
 
 
+def recorded_base(base: dict[str, Any]) -> str | None:
+    """Where to load a recorded base (an ``erasure.json`` ``base`` block) from: its path while it
+    exists, else the name it was given (a hub id, ``mini-canvas``); a moved folder falls back to
+    the name. The one rule every command uses to find the unerased model."""
+    path = base.get("path")
+    return path if path and os.path.exists(path) else base.get("model")
+
+
 def new_record(
     *,
     method: str,
@@ -180,11 +188,8 @@ class ErasureResult:
 
     @property
     def base_source(self) -> str:
-        """Where to load the recorded base from: its recorded path while it exists, else the
-        name it was given (a hub id, ``mini-canvas``); a moved folder falls back to the name."""
-        base = self.record["base"]
-        path = base.get("path")
-        return path if path and os.path.exists(path) else base["model"]
+        """Where to load the recorded base from (:func:`recorded_base`)."""
+        return recorded_base(self.record["base"]) or self.record["base"]["model"]
 
     # --- applying ------------------------------------------------------------------------
     def _live(self, pipe: Any) -> dict[str, torch.Tensor]:

@@ -10,12 +10,13 @@ the other. One-step generators (SFD) sample differently and are refused.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 import torch
 
-from .artifact import ErasureResult
+from .artifact import ErasureResult, recorded_base
 from .errors import ConfigError
 
 #: The record written beside a stacked pipeline: which artifacts it holds, in order.
@@ -61,10 +62,39 @@ def load_stacked(folders: list[str], **kwargs: Any) -> Any:
 
 
 def stack_record(folders: list[str], results: list[ErasureResult]) -> dict[str, Any]:
-    """What a stacked pipeline holds: the base and each artifact's method, concepts and components."""
+    """What a stacked pipeline holds: the base (its ``erasure.json`` block: name, path, fingerprint
+    of the tensors the first artifact changes) and each artifact's method, concepts and components."""
     return {
-        "schema": 1,
-        "base": results[0].record["base"]["model"],
+        "schema": 2,
+        "base": dict(results[0].record["base"]),
         "artifacts": [{"path": folder, "method": r.method, "concepts": r.concepts, "components": sorted(r.components)}
                       for folder, r in zip(folders, results)],
     }
+
+
+def read_stack(folder: str) -> dict[str, Any] | None:
+    """The ``stack.json`` of a stacked pipeline folder; ``None`` for any other folder or name."""
+    path = os.path.join(os.path.expanduser(folder), STACK_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError) as error:
+        record, problem = None, str(error)
+    else:
+        problem = "it lacks 'base' or 'artifacts'"
+    if not isinstance(record, dict) or not {"base", "artifacts"} <= record.keys():
+        raise ConfigError(f"'{path}' is not a readable stack record ({problem}); re-run `erase stack` to rewrite it")
+    return record
+
+
+def stacked_base(record: dict[str, Any]) -> str | None:
+    """Where to load a stack's base from (schema 1 recorded only its name)."""
+    base = record["base"]
+    return recorded_base(base if isinstance(base, dict) else {"model": base})
+
+
+def stacked_components(record: dict[str, Any]) -> tuple[str, ...]:
+    """The components (``unet``, ``text_encoder``) some artifact of the stack changed."""
+    return tuple(sorted({c for artifact in record["artifacts"] for c in artifact.get("components", [])}))

@@ -1,12 +1,11 @@
 """``erase stack``: one stock diffusers pipeline holding several erasures of the same base.
 
     erase stack runs/esd-solid runs/advunlearn-solid --out runs/esd-advunlearn-solid
-    erase eval --model runs/esd-advunlearn-solid --base mini-canvas --target solid --out ...
+    erase eval --model runs/esd-advunlearn-solid --target solid --out ...
 
 The folder is what ``StableDiffusionPipeline.from_pretrained`` loads, plus ``stack.json`` (which
-artifacts it holds). It is a plain pipeline, not an artifact, so ``erase eval`` and ``erase
-attack`` need ``--base``. The rules (different tensors, same base) are
-:mod:`pipelines.stack`'s.
+artifacts it holds, and their base: ``erase eval`` and ``erase attack`` read it from there, as
+they read an artifact's). The rules (different tensors, same base) are :mod:`pipelines.stack`'s.
 """
 
 from __future__ import annotations
@@ -45,6 +44,5 @@ def run(args) -> int:
             json.dump(stack_record(args.artifacts, results), f, indent=2)
             f.write("\n")
     held = ", ".join(f"{r.method} ({'+'.join(sorted(r.components))})" for r in results)
-    logger.info("wrote %s: %s on %s; evaluate it with --base %s", args.out, held, results[0].record["base"]["model"],
-                results[0].base_source)
+    logger.info("wrote %s: %s on %s", args.out, held, results[0].record["base"]["model"])
     return 0

@@ -7,12 +7,13 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
+from attacks.models import resolve
 from erase.cli import main
 from pipelines import ErasureResult, backbone_for, new_record
 from pipelines.errors import BaseMismatchError, ConfigError
 from pipelines.fingerprint import tensors_sha256
 from pipelines.params import resolve_tensors, select_parameters
-from pipelines.stack import load_stacked
+from pipelines.stack import STACK_FILE, load_stacked
 
 
 def erasure(pipe, base_folder, preset, suffix, method, fingerprint=None, sampling=None):
@@ -71,3 +72,19 @@ def test_a_stack_refuses_shared_tensors_another_base_a_one_step_generator_and_a_
         load_stacked([unet, one_step])
     assert main(["stack", unet, "--out", "unused"]) == 2
     assert "two or more artifacts" in capsys.readouterr().err
+
+
+def test_a_stacked_folder_names_its_base_and_changed_components_to_eval_and_attack(saved, tiny_folder, tmp_path):
+    from eval.cli import _default_base
+
+    out = str(tmp_path / "stacked")
+    assert main(["stack", saved("unet-edit", "esd-x-strict", "to_k.weight", "esd"),
+                 saved("te-edit", "te-full", "q_proj.weight", "advunlearn"), "--out", out]) == 0
+    models = resolve(out, None)
+    assert (models.base, models.kind, models.components) == (os.path.abspath(tiny_folder), "pipeline", ("text_encoder", "unet"))
+    assert _default_base(out, None) == os.path.abspath(tiny_folder)
+    assert resolve(out, "elsewhere").base == "elsewhere"  # --base still wins
+    with open(os.path.join(out, STACK_FILE), "w", encoding="utf-8") as f:
+        f.write('{"artifacts": []}')
+    with pytest.raises(ConfigError, match="not a readable stack record.*lacks 'base'"):
+        resolve(out, None)
