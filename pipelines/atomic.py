@@ -29,11 +29,36 @@ def _publish_mode(path: str, directory: bool) -> None:
 
 
 def refuse_existing(target: str, overwrite: bool, flag: str = "--overwrite") -> None:
-    """Raise a teaching error if ``target`` exists and the caller did not ask to replace it."""
+    """Raise a teaching error if ``target`` exists and the caller did not ask to replace it, or if
+    it could not be written at all. Commands call this before their work, so that a bad output
+    path costs nothing (not an hour of training then a traceback)."""
     if os.path.exists(target) and not overwrite:
         raise EraseError(
             f"output '{target}' already exists; choose another output path or pass {flag} to replace it"
         )
+    _check_writable(target)
+
+
+def _check_writable(target: str) -> None:
+    """The nearest existing folder above ``target`` must be a folder this process can write in."""
+    parent = os.path.dirname(os.path.abspath(target))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise EraseError(f"output '{target}' cannot be created: '{parent}' is a file, not a folder; choose another output path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EraseError(f"output '{target}' cannot be created: no permission to write in '{parent}'; choose an "
+                         "output path in a folder you can write")
+
+
+@contextmanager
+def _creating(target: str) -> Iterator[None]:
+    """Turn a failure to create the output's folders or temporary into a one-line error."""
+    try:
+        yield
+    except OSError as error:
+        raise EraseError(f"output '{target}' cannot be created ({error.strerror or error}); choose another output "
+                         "path or free the disk") from None
 
 
 @contextmanager
@@ -45,9 +70,10 @@ def atomic_folder(target: str, overwrite: bool = False) -> Iterator[str]:
     target = os.path.abspath(target)
     refuse_existing(target, overwrite)
     parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
-    _publish_mode(tmp, directory=True)
+    with _creating(target):
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
+        _publish_mode(tmp, directory=True)
     try:
         yield tmp
     except BaseException:
@@ -68,10 +94,11 @@ def atomic_file(target: str, overwrite: bool = True) -> Iterator[str]:
     """Yield a temporary path beside ``target``; on success it replaces ``target``."""
     target = os.path.abspath(target)
     refuse_existing(target, overwrite)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.tmp-", dir=os.path.dirname(target))
-    os.close(fd)
-    _publish_mode(tmp, directory=False)
+    with _creating(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.tmp-", dir=os.path.dirname(target))
+        os.close(fd)
+        _publish_mode(tmp, directory=False)
     try:
         yield tmp
         os.replace(tmp, target)

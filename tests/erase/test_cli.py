@@ -73,6 +73,7 @@ def test_unknown_method(capsys):
         ("corrupt", [], "could not load the diffusers folder"),
         (None, ["--concept", ""], "no concept"),
         ("exists", [], "already exists"),
+        ("out-under-file", [], "is a file, not a folder"),
         ("unknown-key", [], "unknown config key 'learning_rate'"),
         ("string-float", [], "YAML reads 1e-5 as a string"),
         ("bad-yaml", [], "could not be parsed"),
@@ -92,6 +93,9 @@ def test_bad_input_is_one_clear_line(capsys, tiny_folder, tmp_path, setup, argv,
             f.truncate(64)
     elif setup == "exists":
         os.makedirs(out)
+    elif setup == "out-under-file":  # refused before any training, not after it
+        (tmp_path / "notes.txt").write_text("a file where a folder should be")
+        out = str(tmp_path / "notes.txt" / "out")
     elif setup in ("unknown-key", "string-float", "bad-yaml"):
         text = {"unknown-key": "learning_rate: 0.1\n", "string-float": "lr: 1e-5\n", "bad-yaml": "lr: [1,\n"}[setup]
         (tmp_path / "c.yaml").write_text(text)

@@ -95,6 +95,19 @@ def test_existing_output_is_never_overwritten_silently(tiny_pipe, tmp_path):
     assert not (folder / "keep.txt").exists()
 
 
+def test_an_output_that_cannot_be_created_is_one_clear_error(tiny_pipe, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
+    with pytest.raises(EraseError, match="cannot be created .No space left on device.; choose another output path"):
+        make_result(tiny_pipe).save(str(tmp_path / "out"))
+    assert os.listdir(tmp_path) == []
+
+
 def test_interrupted_save_leaves_nothing_behind(tiny_pipe, tmp_path, monkeypatch):
     import pipelines.artifact as artifact
 
