@@ -197,8 +197,11 @@ class AdvUnlearnConfig(MethodConfig):
         "redrawn each step, 1 adversarial embedding, warm-up 200, gamma 0.3, retain batch 5, eta 1) for every option left at its default")
     steps: int = option(120, "outer iterations (official 1000)")
     params: str = option("te-full", "weights to train: te-full (every text-encoder layer, never the embeddings; "
-                         "official text_encoder_full), te-ffn, te-attn, te-layers:I-J, or a UNet preset (esd-x, esd-u)")
+                         "official text_encoder_full), te-ffn, te-attn, te-layers:I-J, a UNet preset (esd-x, esd-u), "
+                         "or both joined with + (te-full+esd-x)")
     lr: float = option(1e-3, "Adam learning rate of the defender (official 1e-5 for SD 1.x's CLIP-L)")
+    unet_lr: float | None = option(None, "Adam learning rate of the UNet tensors when --params trains them too "
+                                   "(te-full+esd-x); default: --lr")
     negative_guidance: float = option(1.5, "eta: strength of the push away from the concept (official 1; mini-canvas 1.5, see the sweep above)")
     start_guidance: float = option(3.0, "CFG scale used to sample x_t (official 3)")
     ddim_steps: int = option(20, "DDIM steps of the schedule x_t is sampled on (official 50; mini-canvas evaluates with 20)")
@@ -229,6 +232,8 @@ class AdvUnlearnConfig(MethodConfig):
         for name in ("lr", "attack_lr", "ddim_steps", "attack_every", "attack_steps", "attack_k", "retain_batch"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.unet_lr is not None and self.unet_lr <= 0:
+            raise ConfigError(f"--unet-lr must be positive, got {self.unet_lr}")
         if self.warmup < 0 or self.retain_weight < 0:
             raise ConfigError(f"--warmup and --retain-weight must be non-negative, got {self.warmup} and {self.retain_weight}")
         if self.warmup >= self.steps:
@@ -277,6 +282,16 @@ class AdvUnlearn(ErasureMethod):
                                          accumulate_grads=cfg.attack_accumulate_grads)
         self.delta: torch.Tensor | None = None  # (k, D) the latest adversarial embeddings
         self.attack_losses: list[tuple[int, float, float]] = []  # (step, first, last attacker loss)
+
+    def optimizer(self, params: dict[str, torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """One Adam; the UNet's tensors at ``unet_lr`` when given (ESD's rate suits them, not the text encoder's)."""
+        cfg = self.config
+        unet = [p for n, p in params.items() if n.startswith("unet.")]
+        if cfg.unet_lr is None or not unet:
+            return super().optimizer(params)
+        text = [p for n, p in params.items() if not n.startswith("unet.")]
+        groups = [{"params": text, "lr": cfg.lr}, {"params": unet, "lr": cfg.unet_lr}]
+        return torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr)
 
     # --- pieces of one iteration ------------------------------------------------------------
     def _frozen(self) -> contextlib.AbstractContextManager:

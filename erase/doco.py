@@ -85,7 +85,7 @@ from pipelines import ErasureResult, sharding
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError, TrainingDiverged
 from pipelines.generation import SamplerSettings
-from pipelines.params import preset_component, swapped
+from pipelines.params import preset_components, swapped
 
 from .config import MethodConfig, option
 from .data import ImageSet, encode_latents, generated_set
@@ -284,7 +284,7 @@ class DoCoConfig(StoppingRuleOptions, MethodConfig):
                 raise ConfigError(f"{flag} must be 0 or more, got {value}")
         if self.surgery not in MODES:
             raise ConfigError(f"--surgery must be one of {', '.join(MODES)}, got {self.surgery!r}")
-        if preset_component(self.params) != "unet":
+        if preset_components(self.params) != ("unet",):
             raise ConfigError(f"--params {self.params} trains the text encoder; DoCo trains the UNet: use esd-x-strict or full")
         if self.anchor is not None and not self.anchor.strip():
             raise ConfigError("--anchor is empty; omit it for the default anchor or name a concept")

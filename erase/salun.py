@@ -60,7 +60,7 @@ from pipelines import ErasureResult, sharding
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, EraseError
 from pipelines.generation import SamplerSettings
-from pipelines.params import preset_component, swapped
+from pipelines.params import preset_components, swapped
 
 from .config import MethodConfig, option
 from .data import (
@@ -210,7 +210,7 @@ class SalUnConfig(MethodConfig):
             raise ConfigError(f"--pseudo-share must be in [0, 1], got {self.pseudo_share}")
         if not 0 < self.mask_fraction <= 1:
             raise ConfigError(f"--mask-fraction must be in (0, 1], got {self.mask_fraction}")
-        if preset_component(self.params) != "unet":
+        if preset_components(self.params) != ("unet",):
             raise ConfigError(f"--params {self.params} trains the text encoder; SalUn trains the UNet: use full or esd-x")
         self.pseudo = self.pseudo.strip()
         if not self.pseudo:

@@ -17,6 +17,9 @@ Text-encoder presets (token and position embeddings are never trained)
     ``te-layers:I-J``      every tensor of layers I..J (inclusive)
 Patterns
     ``unet:REGEX`` or ``text_encoder:REGEX`` selects the tensors whose name matches REGEX.
+Unions
+    ``te-full+esd-x`` joins named presets (not patterns, whose REGEX may hold a ``+``): both
+    components train together, as AdvUnlearn's text encoder with ESD's cross-attention.
 
 Artifact tensor names are ``<component>.<name>``. Text-encoder names are canonicalised to the
 ``text_model.``-prefixed form that SD checkpoints in the wild use (transformers 5 drops the
@@ -104,9 +107,20 @@ def canonical_preset(preset: str) -> str:
     return ALIASES.get(preset, preset)
 
 
-def preset_component(preset: str) -> str:
-    """Which component (``unet`` or ``text_encoder``) a preset trains."""
-    return _rule(canonical_preset(preset))[0]
+def _parts(preset: str) -> list[str]:
+    """The named presets a union joins (``a+b``); a pattern, or a single preset, is one part."""
+    if re.match(r"(unet|text_encoder):", preset) or "+" not in preset:
+        return [canonical_preset(preset)]
+    parts = [canonical_preset(p.strip()) for p in preset.split("+")]
+    if any(not p or re.match(r"(unet|text_encoder):", p) for p in parts):
+        raise ConfigError(f"parameter preset '{preset}': a union joins named presets (e.g. te-full+esd-x); "
+                          "a 'unet:REGEX' pattern stands alone")
+    return parts
+
+
+def preset_components(preset: str) -> tuple[str, ...]:
+    """Which components (``unet``, ``text_encoder``) a preset trains, sorted."""
+    return tuple(sorted({_rule(p)[0] for p in _parts(preset)}))
 
 
 def qualified_name(component: str, name: str) -> str:
@@ -117,13 +131,17 @@ def qualified_name(component: str, name: str) -> str:
 
 
 def select_parameters(components: Mapping[str, torch.nn.Module], preset: str) -> dict[str, torch.nn.Parameter]:
-    """The parameters a preset selects, keyed by qualified name, in module order."""
-    component, keep = _rule(canonical_preset(preset))
-    module = components[component]
-    names = [n for n, _ in module.named_parameters()]
-    chosen = {qualified_name(component, n): p for n, p in module.named_parameters() if keep(n, names)}
-    if not chosen:
-        raise ConfigError(f"parameter preset '{preset}' selects no tensors of the {component}; choose another preset")
+    """The parameters a preset selects, keyed by qualified name, in module order (a union: each
+    part's, in the order written)."""
+    chosen: dict[str, torch.nn.Parameter] = {}
+    for part in _parts(preset):
+        component, keep = _rule(part)
+        module = components[component]
+        names = [n for n, _ in module.named_parameters()]
+        selected = {qualified_name(component, n): p for n, p in module.named_parameters() if keep(n, names)}
+        if not selected:
+            raise ConfigError(f"parameter preset '{part}' selects no tensors of the {component}; choose another preset")
+        chosen.update(selected)
     return chosen
 
 

@@ -98,6 +98,18 @@ def test_the_retain_term_reduces_drift_on_retain_prompts(tiny_pipe):
     assert kept < free, (kept, free)
 
 
+def test_a_union_preset_trains_the_text_encoder_and_the_unet_each_at_its_rate(tiny_pipe):
+    bb = backbone_for(tiny_pipe)
+    base = {n: p.detach().clone() for n, p in select_parameters(bb.components, "te-full+esd-x").items()}
+    _, result = fit(tiny_pipe, params="te-full+esd-x", unet_lr=1e-6)
+    assert set(result.tensors) == set(base) and result.components == {"text_encoder", "unet"}
+    moved = {n: (result.tensors[n] - base[n]).abs().max().item() for n in base}
+    unet = [v for n, v in moved.items() if n.startswith("unet.")]
+    text = [v for n, v in moved.items() if n.startswith("text_encoder.")]
+    # Adam moves each tensor by about its rate per step: 4 steps at 1e-6 for the UNet, at 1e-2 for the text encoder.
+    assert 0 < max(unet) <= 4 * 1e-6 * 1.01 and max(text) > 1e-3
+
+
 def test_same_seed_same_tensors(tiny_pipe):
     (_, a), (_, b), (_, c) = (fit(tiny_pipe, seed=s) for s in (4, 4, 5))
     assert all(torch.equal(a.tensors[n], b.tensors[n]) for n in a.tensors)
@@ -124,6 +136,7 @@ def test_official_preset_fills_the_defaults_and_explicit_values_win():
         ({"warmup": 4, "steps": 4}, "leaves no adversarial iteration"),
         ({"attack_steps": 0}, "--attack-steps must be positive"),
         ({"lr": -1.0}, "--lr must be positive"),
+        ({"unet_lr": 0.0}, "--unet-lr must be positive"),
         ({"retain_weight": -0.5}, "non-negative"),
         ({"concepts": []}, "no concept to erase"),
     ],

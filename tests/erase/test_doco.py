@@ -181,6 +181,7 @@ def test_anchor_prompt_file_on_a_real_model(tiny_pipe, tmp_path):
         ({"warm_up": 4}, "leaves no UNet step"),
         ({"d_lr": 0.0}, "--d-lr must be positive"),
         ({"params": "te-ffn"}, "DoCo trains the UNet"),
+        ({"params": "esd-x+te-ffn"}, "DoCo trains the UNet"),
         ({"anchor_prompts": "F"}, "needs --concept-type"),
         ({"anchor_prompts": "F", "concept_type": "object"}, "needs --anchor WORD"),
         ({"anchor_prompts": "/nonexistent.txt", "concept_type": "style"}, "does not exist"),

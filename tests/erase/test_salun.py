@@ -191,6 +191,7 @@ def test_image_folders_with_captions(tiny_pipe, tmp_path):
         ({"forget_prompts": "F"}, "needs the mini-canvas world's classes"),
         ({"forget_prompts": "F", "pseudo": "a dog"}, "no retain set"),
         ({"params": "te-ffn"}, "SalUn trains the UNet"),
+        ({"params": "esd-x+te-ffn"}, "SalUn trains the UNet"),
         ({"params": "everything"}, "unknown parameter preset"),
         ({"mask_fraction": 0.0}, "--mask-fraction"),
         ({"alpha": -1.0}, "--alpha"),

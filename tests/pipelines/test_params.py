@@ -2,7 +2,7 @@ import pytest
 
 from pipelines import backbone_for
 from pipelines.errors import ConfigError
-from pipelines.params import ALIASES, preset_component, resolve_tensors, select_parameters
+from pipelines.params import ALIASES, preset_components, resolve_tensors, select_parameters
 
 
 def names(pipe, preset):
@@ -36,7 +36,12 @@ def test_aliases_patterns_and_errors(tiny_pipe):
     assert names(tiny_pipe, "mlp-final-attn") == names(tiny_pipe, "te-mlp-final-attn")
     assert set(ALIASES.values()) <= {"esd-x", "esd-u", "full", "esd-x-strict", "te-full", "te-ffn", "te-attn", "te-mlp-attn", "te-mlp-final-attn"}
     assert names(tiny_pipe, r"unet:attn2\.to_q\.weight$") == {n for n in names(tiny_pipe, "esd-x") if n.endswith("to_q.weight")}
-    assert preset_component("noxattn") == "unet" and preset_component("te-ffn") == "text_encoder"
+    assert preset_components("noxattn") == ("unet",) and preset_components("te-ffn") == ("text_encoder",)
+    assert preset_components("te-full+xattn") == ("text_encoder", "unet")
+    assert names(tiny_pipe, "te-full+xattn") == names(tiny_pipe, "te-full") | names(tiny_pipe, "esd-x")
+    assert names(tiny_pipe, r"unet:attn2\.to_(k|v)+\.weight$")  # a pattern's + is the regex's
+    with pytest.raises(ConfigError, match="a 'unet:REGEX' pattern stands alone"):
+        names(tiny_pipe, "te-full+unet:attn2")
     with pytest.raises(ConfigError, match="unknown parameter preset"):
         names(tiny_pipe, "nope")
     with pytest.raises(ConfigError, match="selects no tensors"):
