@@ -3,9 +3,10 @@
     erase stack runs/esd-solid runs/advunlearn-solid --out runs/esd-advunlearn-solid
     erase eval --model runs/esd-advunlearn-solid --target solid --out ...
 
-The folder is what ``StableDiffusionPipeline.from_pretrained`` loads, plus ``stack.json`` (which
-artifacts it holds, and their base: ``erase eval`` and ``erase attack`` read it from there, as
-they read an artifact's). The rules (different tensors, same base) are :mod:`pipelines.stack`'s.
+The folder is what ``StableDiffusionPipeline.from_pretrained`` loads, plus a model card and
+``stack.json`` (which artifacts it holds, and their base: ``erase eval`` and ``erase attack``
+read it from there, as they read an artifact's). The rules (different tensors, same base) are
+:mod:`pipelines.stack`'s.
 """
 
 from __future__ import annotations
@@ -31,18 +32,22 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from pipelines.artifact import save_pipeline_folder
+    from pipelines.artifact import CARD_FILE, save_pipeline_folder
+    from pipelines.card import stack_card
     from pipelines.atomic import atomic_folder, refuse_existing
     from pipelines.stack import STACK_FILE, apply_stack, stack_record, stack_results
 
     refuse_existing(args.out, args.overwrite)
     results = stack_results(args.artifacts)
     pipe = apply_stack(results)
+    record = stack_record(args.artifacts, results)
     with atomic_folder(args.out, overwrite=args.overwrite) as tmp:
         save_pipeline_folder(pipe, tmp)
         with open(os.path.join(tmp, STACK_FILE), "w", encoding="utf-8") as f:
-            json.dump(stack_record(args.artifacts, results), f, indent=2)
+            json.dump(record, f, indent=2)
             f.write("\n")
+        with open(os.path.join(tmp, CARD_FILE), "w", encoding="utf-8") as f:
+            f.write(stack_card(record))
     held = ", ".join(f"{r.method} ({'+'.join(sorted(r.components))})" for r in results)
     logger.info("wrote %s: %s on %s", args.out, held, results[0].record["base"]["model"])
     return 0

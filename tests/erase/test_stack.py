@@ -54,6 +54,8 @@ def test_the_stacked_pipeline_holds_every_erasure_and_loads_in_plain_diffusers(s
         record = json.load(f)
     assert [a["method"] for a in record["artifacts"]] == ["esd", "advunlearn"]
     assert [a["components"] for a in record["artifacts"]] == [["unet"], ["text_encoder"]]
+    card = (tmp_path / "stacked" / "README.md").read_text()
+    assert card.startswith("# esd + advunlearn: `star` erased") and unet in card and text in card
     assert main(["stack", unet, text, "--out", out]) == 2  # nothing overwritten silently
     with pytest.raises(ConfigError, match="stacked pipeline, not an artifact"):
         load_stacked([out, text])
