@@ -190,7 +190,25 @@ class AdvUnlearnConfig(MethodConfig):
     ``eval/measurements/advunlearn-asr60``, 2026-11-29) the three misses are not noise: solid 25.0
     against ESD's 16.7, circle 33.3 against 35.0, gradient 15.0 against 11.7. What does reach half
     of ESD's on solid and gradient (0.0 and 5.0) is this text encoder stacked on ESD's UNet
-    (``erase stack``, :mod:`pipelines.stack`); the defaults here are unchanged."""
+    (``erase stack``, :mod:`pipelines.stack`); the defaults here are unchanged.
+
+    Training both in one game does not do it. ``--params te-full+esd-x`` (the text encoder and
+    the UNet's cross-attention against the same attacker; ``erase bench --methods esd --targets
+    solid,circle,gradient --seeds 2 --attack --attack-targets solid,circle,gradient --attack-prompts
+    60 --attack-option seeds=6 --variant adv-tex=advunlearn:params=te-full+esd-x --variant
+    adv-tex3=advunlearn:params=te-full+esd-x,unet_lr=0.0003 --out runs/asr60 --records
+    eval/measurements/advunlearn-joint``, 2026-11-29), UA / IRA / CRA, then ASR (%) on 60 prompts:
+
+    ======================  ======================  ======================  ======================
+    setting                 solid                   circle                  gradient
+    ======================  ======================  ======================  ======================
+    UNet lr 1e-3            95 / 87.8 / 100, 48.3   85 / 83.3 / 87.0, 31.7  100 / 78.3 / 98.5, 18.3
+    UNet lr 3e-4 (ESD's)    90 / 92.8 / 100, 40.0   85 / 90.6 / 78.5, 26.7  100 / 94.4 / 95.5, 13.3
+    ESD; the stack          16.7; 0.0               35.0; 25.0              11.7; 5.0
+    ======================  ======================  ======================  ======================
+
+    Worse than ESD alone on solid, where the stack reaches 0: the UNet's edit has to be ESD's own,
+    made on the clean prompt, for the text encoder's to add to it. Training took 164-217 s."""
 
     preset: Literal["mini-canvas", "official"] = option(
         "mini-canvas", "mini-canvas (these defaults) or official (SD 1.x: 1000 iterations, lr 1e-5, 30 attack steps "
