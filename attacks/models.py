@@ -4,9 +4,7 @@
 
 * an ``erase run`` artifact folder: the base defaults to the one its record names, and the
   changed components are the prefixes of its tensor names (``unet.``, ``text_encoder.``);
-* an ``erase stack`` folder: the base and the changed components are those its ``stack.json``
-  names;
-* another pipeline folder (or single file, or hub id): ``--base`` is required, and the changed
+* a pipeline folder (or single file, or hub id): ``--base`` is required, and the changed
   components are measured by comparing each component's weights with the base's
   (:func:`changed_components`);
 * ``mini-canvas`` (or any model given as its own base): the base model attacked, no component
@@ -29,7 +27,6 @@ from pipelines import MINI_CANVAS
 from pipelines.artifact import ErasureResult, recorded_base
 from pipelines.backbone import Backbone
 from pipelines.errors import ConfigError, ModelLoadError
-from pipelines.stack import read_stack, stacked_base, stacked_components
 
 
 @dataclass(frozen=True)
@@ -53,9 +50,6 @@ def resolve(model: str, base: str | None) -> Models:
         if not base:
             raise ConfigError(f"the artifact {model} records no base model; pass --base")
         return Models(model, base, "artifact", tuple(sorted(result.components)))
-    stack = read_stack(model)
-    if stack is not None and (base or stacked_base(stack)):  # a stack knows its base and what its artifacts changed
-        return Models(model, base or stacked_base(stack), "pipeline", stacked_components(stack))
     if base is None and model == MINI_CANVAS:
         base = MINI_CANVAS
     if base is None:

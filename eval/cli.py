@@ -106,15 +106,11 @@ def _artifact_record(model: str) -> dict[str, Any] | None:
         raise ConfigError(f"'{path}' is not readable JSON ({error}); re-run the erasure or pass a pipeline folder") from None
 
 
-def _default_base(model: str, record: dict[str, Any] | None) -> str | None:
-    """The base an artifact's record, or a stacked pipeline's ``stack.json``, names."""
+def _default_base(record: dict[str, Any] | None) -> str | None:
+    """The base an artifact's record names (None for a plain pipeline)."""
     from pipelines.artifact import recorded_base
-    from pipelines.stack import read_stack, stacked_base
 
-    if record is not None:
-        return recorded_base(record.get("base", {}))
-    stack = read_stack(model)
-    return stacked_base(stack) if stack is not None else None
+    return recorded_base(record.get("base", {})) if record is not None else None
 
 
 def _folder_mb(folder: str) -> float:
@@ -139,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from .runner import attack_robustness, evaluate
 
     artifact = _artifact_record(args.model)
-    default_base = _default_base(args.model, artifact)
+    default_base = _default_base(artifact)
     if args.attack is not None and not (args.base or default_base):
         raise ConfigError("--attack needs the unerased model for its target images; pass --base")
     with PeakMemory() as memory:

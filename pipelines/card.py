@@ -1,4 +1,4 @@
-"""The model card (``README.md``) written beside every erasure artifact, and in every stacked pipeline."""
+"""The model card (``README.md``) written beside every erasure artifact."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ def model_card(result: Any) -> str:
             "plugs into any pipeline of the same base (`pipe.text_encoder = CLIPTextModel.from_pretrained(...)`).",
             "",
         ]
+    if record.get("stack"):
+        lines += ["## Stack", "", "Several erasures of the same base, which change different tensors, merged by `erase stack`:", ""]
+        lines += [f"- `{p['method']}` ({', '.join(p['concepts'])}, seed {p['seed']}): the {' and '.join(p['components'])}, "
+                  f"from `{p['path']}`" for p in record["stack"]] + [""]
     sampling = record.get("sampling", {})
     if sampling.get("one_step"):
         lines += [
@@ -73,44 +77,11 @@ def model_card(result: Any) -> str:
         json.dumps(record["config"], indent=2),
         "```",
         "",
-        *_LIMITATIONS,
+        "## Limitations",
+        "",
+        "Erasure lowers how often the model produces the concept for ordinary prompts; it is not a",
+        "guarantee. Optimised prompts can often bring a concept back: measure it with `erase attack`,",
+        "and measure what else was lost with `erase eval`.",
+        "",
     ]
     return "\n".join(lines)
-
-
-_LIMITATIONS = [
-    "## Limitations",
-    "",
-    "Erasure lowers how often the model produces the concept for ordinary prompts; it is not a",
-    "guarantee. Optimised prompts can often bring a concept back: measure it with `erase attack`,",
-    "and measure what else was lost with `erase eval`.",
-    "",
-]
-
-
-def stack_card(record: dict[str, Any]) -> str:
-    """The card of an ``erase stack`` folder (its ``stack.json`` record): what it holds and how to load it."""
-    base = record["base"]["model"] if isinstance(record["base"], dict) else record["base"]
-    held = [f"- `{a['method']}` ({', '.join(a['concepts'])}): the {' and '.join(a['components'])}, from `{a['path']}`"
-            for a in record["artifacts"]]
-    concepts = sorted({c for a in record["artifacts"] for c in a["concepts"]})
-    return "\n".join([
-        f"# {' + '.join(a['method'] for a in record['artifacts'])}: {', '.join(f'`{c}`' for c in concepts)} erased",
-        "",
-        f"Base model: `{base}`. Several erasures of that base, which change different tensors, applied in this order",
-        "(`erase stack`; `stack.json` records them):",
-        "",
-        *held,
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from diffusers import StableDiffusionPipeline",
-        'pipe = StableDiffusionPipeline.from_pretrained("<this folder>")',
-        "```",
-        "",
-        f"`erase eval --model <this folder> --target {concepts[0] if concepts else 'CONCEPT'}` and `erase attack` read the base",
-        "from `stack.json`. Each artifact's own card holds its configuration and cost.",
-        "",
-        *_LIMITATIONS,
-    ])

@@ -1,4 +1,4 @@
-"""Several erasures in one pipeline: artifacts that change different tensors, applied to their shared base.
+"""Several erasures in one artifact: artifacts that change different tensors, merged over their shared base.
 
 AdvUnlearn's text encoder is meant to be plugged in front of any UNet that shares its tokenizer
 (the official release is such a text encoder). In front of another erasure's UNet (ESD's), an
@@ -6,30 +6,30 @@ adversarial prompt has to get past both edits. Each artifact is checked against 
 tensors it changes (:meth:`ErasureResult.check_base`), so artifacts made from different bases are
 refused; two that change the same tensor are refused too, rather than one silently overwriting
 the other. One-step generators (SFD) sample differently and are refused.
+
+The merge is an ordinary :class:`ErasureResult` (method ``esd+advunlearn``, the union of the
+tensors, the base fingerprint over all of them, and a ``stack`` block naming its parts), so
+everything that takes an artifact takes a stack: ``erase eval``, ``erase attack``, the demo,
+``load_pipeline``, and ``erase stack`` itself.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 import torch
 
-from .artifact import ErasureResult, recorded_base
+from .artifact import ErasureResult, new_record
+from .backbone import backbone_for
 from .errors import ConfigError
+from .fingerprint import tensors_sha256
+from .params import resolve_tensors
 
-#: The record written beside a stacked pipeline: which artifacts it holds, in order.
-STACK_FILE = "stack.json"
 
-
-def stack_results(folders: list[str]) -> list[ErasureResult]:
+def stack_parts(folders: list[str]) -> list[ErasureResult]:
     """The artifacts in ``folders``, checked to be stackable (see the module docstring)."""
     if len(folders) < 2:
         raise ConfigError("a stack needs two or more artifacts, e.g. ESD's and AdvUnlearn's for the same concept")
-    for folder in folders:
-        if os.path.isfile(os.path.join(folder, STACK_FILE)):
-            raise ConfigError(f"{folder} is a stacked pipeline, not an artifact; stack the artifacts its {STACK_FILE} lists")
     results = [ErasureResult.load(f) for f in folders]
     owner: dict[str, str] = {}
     for folder, result in zip(folders, results):
@@ -45,56 +45,43 @@ def stack_results(folders: list[str]) -> list[ErasureResult]:
     return results
 
 
-def apply_stack(results: list[ErasureResult], *, device: str | torch.device | None = None,
-                dtype: torch.dtype | None = torch.float32) -> Any:
-    """The first artifact's recorded base with every artifact's tensors applied, in order."""
+def merged(folders: list[str], parts: list[ErasureResult], base: Any) -> ErasureResult:
+    """One artifact holding every part's tensors; ``base`` is the parts' base pipeline (each part
+    is checked against it) and becomes the result's, for its pipeline export."""
+    for part in parts:
+        part.check_base(base)  # refuses an artifact made from another base
+    tensors = {n: t for part in parts for n, t in part.tensors.items()}
+    fingerprint = tensors_sha256(resolve_tensors(backbone_for(base).components, list(tensors)))
+    concepts = list(dict.fromkeys(c for part in parts for c in part.concepts))
+    first = parts[0].record
+    record = new_record(
+        method="+".join(part.method for part in parts),
+        config={"stack": [{"path": folder, "method": part.method, "config": part.record["config"]}
+                          for folder, part in zip(folders, parts)]},
+        concepts=concepts,
+        seed=first["seed"],
+        base_model=first["base"]["model"],
+        base_fingerprint=fingerprint,
+        cost={"train_seconds": round(sum(p.record.get("cost", {}).get("train_seconds", 0.0) for p in parts), 3),
+              "artifact_mb": round(sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20, 3)},
+    )
+    if first["base"].get("path"):
+        record["base"]["path"] = first["base"]["path"]
+    record["stack"] = [{"path": folder, "method": part.method, "concepts": part.concepts, "seed": part.record["seed"],
+                        "components": sorted(part.components)} for folder, part in zip(folders, parts)]
+    return ErasureResult(tensors=tensors, record=record, base_pipe=base)
+
+
+def stack(folders: list[str], *, device: str | torch.device | None = None,
+          dtype: torch.dtype | None = torch.float32) -> ErasureResult:
+    """The artifacts in ``folders`` as one artifact, over their recorded base (loaded here)."""
     from .loading import load_pipeline
 
-    pipe = load_pipeline(results[0].base_source, device=device, dtype=dtype)
-    for result in results:
-        result.apply_(pipe)  # refuses an artifact made from another base
-    return pipe
+    parts = stack_parts(folders)
+    return merged(folders, parts, load_pipeline(parts[0].base_source, device=device, dtype=dtype))
 
 
 def load_stacked(folders: list[str], **kwargs: Any) -> Any:
-    """The pipeline holding every artifact in ``folders`` (``device``, ``dtype`` as :func:`apply_stack`)."""
-    return apply_stack(stack_results(folders), **kwargs)
-
-
-def stack_record(folders: list[str], results: list[ErasureResult]) -> dict[str, Any]:
-    """What a stacked pipeline holds: the base (its ``erasure.json`` block: name, path, fingerprint
-    of the tensors the first artifact changes) and each artifact's method, concepts and components."""
-    return {
-        "schema": 2,
-        "base": dict(results[0].record["base"]),
-        "artifacts": [{"path": folder, "method": r.method, "concepts": r.concepts, "components": sorted(r.components)}
-                      for folder, r in zip(folders, results)],
-    }
-
-
-def read_stack(folder: str) -> dict[str, Any] | None:
-    """The ``stack.json`` of a stacked pipeline folder; ``None`` for any other folder or name."""
-    path = os.path.join(os.path.expanduser(folder), STACK_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError) as error:
-        record, problem = None, str(error)
-    else:
-        problem = "it lacks 'base' or 'artifacts'"
-    if not isinstance(record, dict) or not {"base", "artifacts"} <= record.keys():
-        raise ConfigError(f"'{path}' is not a readable stack record ({problem}); re-run `erase stack` to rewrite it")
-    return record
-
-
-def stacked_base(record: dict[str, Any]) -> str | None:
-    """Where to load a stack's base from (schema 1 recorded only its name)."""
-    base = record["base"]
-    return recorded_base(base if isinstance(base, dict) else {"model": base})
-
-
-def stacked_components(record: dict[str, Any]) -> tuple[str, ...]:
-    """The components (``unet``, ``text_encoder``) some artifact of the stack changed."""
-    return tuple(sorted({c for artifact in record["artifacts"] for c in artifact.get("components", [])}))
+    """The pipeline holding every artifact in ``folders`` (``device``, ``dtype`` as :func:`stack`)."""
+    result = stack(folders, **kwargs)
+    return result.apply_(result.base_pipe)

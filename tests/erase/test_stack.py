@@ -1,19 +1,18 @@
-"""`erase stack` and pipelines.stack: several erasures of one base in one stock pipeline."""
+"""`erase stack` and pipelines.stack: several erasures of one base in one artifact."""
 
-import json
 import os
 
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from attacks.models import resolve
+from attacks.models import Models, resolve
 from erase.cli import main
 from pipelines import ErasureResult, backbone_for, new_record
 from pipelines.errors import BaseMismatchError, ConfigError
 from pipelines.fingerprint import tensors_sha256
 from pipelines.params import resolve_tensors, select_parameters
-from pipelines.stack import STACK_FILE, load_stacked
+from pipelines.stack import load_stacked
 
 
 def erasure(pipe, base_folder, preset, suffix, method, fingerprint=None, sampling=None):
@@ -36,12 +35,12 @@ def saved(tiny_pipe, tiny_folder, tmp_path):
     return save
 
 
-def test_the_stacked_pipeline_holds_every_erasure_and_loads_in_plain_diffusers(saved, tmp_path):
+def test_the_stack_is_an_artifact_whose_pipeline_holds_every_erasure_in_plain_diffusers(saved, tiny_folder, tiny_pipe, tmp_path):
     unet = saved("unet-edit", "esd-x-strict", "to_k.weight", "esd")
     text = saved("te-edit", "te-full", "q_proj.weight", "advunlearn")
     out = str(tmp_path / "stacked")
     assert main(["stack", unet, text, "--out", out]) == 0
-    plain = StableDiffusionPipeline.from_pretrained(out, local_files_only=True)
+    plain = StableDiffusionPipeline.from_pretrained(os.path.join(out, "pipeline"), local_files_only=True)
     expected = load_stacked([unet, text])
     for component in ("unet", "text_encoder"):
         mine, theirs = getattr(plain, component).state_dict(), getattr(expected, component).state_dict()
@@ -50,15 +49,18 @@ def test_the_stacked_pipeline_holds_every_erasure_and_loads_in_plain_diffusers(s
         result = ErasureResult.load(folder)
         live = resolve_tensors(backbone_for(plain).components, list(result.tensors))
         assert all(torch.equal(live[n], t) for n, t in result.tensors.items())
-    with open(os.path.join(out, "stack.json"), encoding="utf-8") as f:
-        record = json.load(f)
-    assert [a["method"] for a in record["artifacts"]] == ["esd", "advunlearn"]
-    assert [a["components"] for a in record["artifacts"]] == [["unet"], ["text_encoder"]]
+    stacked = ErasureResult.load(out)
+    assert (stacked.method, stacked.components, stacked.concepts) == ("esd+advunlearn", {"unet", "text_encoder"}, ["star"])
+    assert [(p["method"], p["components"]) for p in stacked.record["stack"]] == [("esd", ["unet"]), ("advunlearn", ["text_encoder"])]
     card = (tmp_path / "stacked" / "README.md").read_text()
-    assert card.startswith("# esd + advunlearn: `star` erased") and unet in card and text in card
+    assert "## Stack" in card and unet in card and text in card
+    # Its base fingerprint covers every tensor it changes: it applies to the base, and is what eval and attack resolve.
+    stacked.check_base(tiny_pipe)
+    assert resolve(out, None) == Models(out, os.path.abspath(tiny_folder), "artifact", ("text_encoder", "unet"))
     assert main(["stack", unet, text, "--out", out]) == 2  # nothing overwritten silently
-    with pytest.raises(ConfigError, match="stacked pipeline, not an artifact"):
-        load_stacked([out, text])
+    again = str(tmp_path / "stacked-again")  # a stack stacks like any artifact
+    assert main(["stack", out, saved("te-edit-2", "te-full", "k_proj.weight", "fewshot"), "--out", again, "--no-pipeline"]) == 0
+    assert ErasureResult.load(again).method == "esd+advunlearn+fewshot"
 
 
 def test_a_stack_refuses_shared_tensors_another_base_a_one_step_generator_and_a_lone_artifact(saved, capsys):
@@ -75,18 +77,3 @@ def test_a_stack_refuses_shared_tensors_another_base_a_one_step_generator_and_a_
     assert main(["stack", unet, "--out", "unused"]) == 2
     assert "two or more artifacts" in capsys.readouterr().err
 
-
-def test_a_stacked_folder_names_its_base_and_changed_components_to_eval_and_attack(saved, tiny_folder, tmp_path):
-    from eval.cli import _default_base
-
-    out = str(tmp_path / "stacked")
-    assert main(["stack", saved("unet-edit", "esd-x-strict", "to_k.weight", "esd"),
-                 saved("te-edit", "te-full", "q_proj.weight", "advunlearn"), "--out", out]) == 0
-    models = resolve(out, None)
-    assert (models.base, models.kind, models.components) == (os.path.abspath(tiny_folder), "pipeline", ("text_encoder", "unet"))
-    assert _default_base(out, None) == os.path.abspath(tiny_folder)
-    assert resolve(out, "elsewhere").base == "elsewhere"  # --base still wins
-    with open(os.path.join(out, STACK_FILE), "w", encoding="utf-8") as f:
-        f.write('{"artifacts": []}')
-    with pytest.raises(ConfigError, match="not a readable stack record.*lacks 'base'"):
-        resolve(out, None)
