@@ -187,10 +187,12 @@ class AdvUnlearnConfig(MethodConfig):
     show solid unattacked, the attack recovers 7 more).
 
     At 60 attacked prompts (the README's AdvUnlearn paragraphs; records in
-    ``eval/measurements/advunlearn-asr60``, 2026-11-29) the three misses are not noise: solid 25.0
-    against ESD's 16.7, circle 33.3 against 35.0, gradient 15.0 against 11.7. What does reach half
-    of ESD's on solid and gradient (0.0 and 5.0) is this text encoder stacked on ESD's UNet
-    (``erase stack``, :mod:`pipelines.stack`); the defaults here are unchanged.
+    ``eval/measurements/advunlearn-asr60``, 2026-11-29) on eight targets, the bar (ASR at most half
+    of ESD's, UA 85, IRA and CRA 80) holds on split, triangle, star and house, not on solid (25.0
+    against ESD's 16.7), gradient (15.0 against 11.7), circle (33.3 against 35.0) nor square (IRA
+    74.4). This text encoder stacked on ESD's UNet (``erase stack``, :mod:`pipelines.stack`) holds
+    it on six, solid (0.0) and gradient (5.0) among them, not on circle (25.0) nor square (IRA
+    68.9); the defaults here are unchanged.
 
     Training both in one game does not do it. ``--params te-full+esd-x`` (the text encoder and
     the UNet's cross-attention against the same attacker; ``erase bench --methods esd --targets
