@@ -76,4 +76,3 @@ def test_a_stack_refuses_shared_tensors_another_base_a_one_step_generator_and_a_
         load_stacked([unet, one_step])
     assert main(["stack", unet, "--out", "unused"]) == 2
     assert "two or more artifacts" in capsys.readouterr().err
-
