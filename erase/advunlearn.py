@@ -221,7 +221,7 @@ class AdvUnlearnConfig(MethodConfig):
                          "or both joined with + (te-full+esd-x)")
     lr: float = option(1e-3, "Adam learning rate of the defender (official 1e-5 for SD 1.x's CLIP-L)")
     unet_lr: float | None = option(None, "Adam learning rate of the UNet tensors when --params trains them too "
-                                   "(te-full+esd-x); default: --lr")
+                                   "(te-full+esd-x); default: --lr", keyed=False)
     negative_guidance: float = option(1.5, "eta: strength of the push away from the concept (official 1; mini-canvas 1.5, see the sweep above)")
     start_guidance: float = option(3.0, "CFG scale used to sample x_t (official 3)")
     ddim_steps: int = option(20, "DDIM steps of the schedule x_t is sampled on (official 50; mini-canvas evaluates with 20)")

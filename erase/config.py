@@ -51,6 +51,17 @@ class MethodConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def key_values(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the options declared ``option(..., keyed=False)`` while they are
+        at their default: what a finished bench cell is keyed on. An option added later that
+        changes nothing at its default (AdvUnlearn's ``unet_lr``) then leaves the cells already
+        run, and their committed records, current instead of training them all again."""
+        values = self.to_dict()
+        for f in dataclasses.fields(self):
+            if f.metadata.get("keyed") is False and values[f.name] == f.default:
+                del values[f.name]
+        return values
+
     def apply_preset(self, preset: dict[str, Any]) -> None:
         """Set ``preset``'s values on every field the user did not set (a mode's own defaults).
 

@@ -182,7 +182,7 @@ def plan_cells(args) -> list[Cell]:
         values = files.get(name) if variant is None else {**(files.get(name) or {}), **variant.overrides}
         for target in _targets(args.targets, args.quick, spec):
             config = build_config(method.config_class, values, concepts=[target])
-            cells.append(Cell(method=name, target=target, kind=spec.kind(target), config=config.to_dict(),
+            cells.append(Cell(method=name, target=target, kind=spec.kind(target), config=config.key_values(),
                               method_version=method.version, model=args.model, eval_settings=eval_settings,
                               attack=attack if target in attacked else None, variant=variant and variant.name,
                               inputs=method(config).external_inputs()))

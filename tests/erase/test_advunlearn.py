@@ -110,6 +110,14 @@ def test_a_union_preset_trains_the_text_encoder_and_the_unet_each_at_its_rate(ti
     assert 0 < max(unet) <= 4 * 1e-6 * 1.01 and max(text) > 1e-3
 
 
+def test_unet_lr_at_its_default_leaves_the_bench_cell_key_as_it_was():
+    # Cells benched before --unet-lr existed must stay finished: the key leaves it out at its default.
+    plain, given = AdvUnlearnConfig(concepts=["stripes"]), AdvUnlearnConfig(concepts=["stripes"], unet_lr=3e-4)
+    assert "unet_lr" in plain.to_dict() and "unet_lr" not in plain.key_values()
+    assert given.key_values()["unet_lr"] == 3e-4
+    assert {k: v for k, v in plain.to_dict().items() if k != "unet_lr"} == plain.key_values()
+
+
 def test_same_seed_same_tensors(tiny_pipe):
     (_, a), (_, b), (_, c) = (fit(tiny_pipe, seed=s) for s in (4, 4, 5))
     assert all(torch.equal(a.tensors[n], b.tensors[n]) for n in a.tensors)
