@@ -62,14 +62,14 @@ def merged(folders: list[str], parts: list[ErasureResult], base: Any) -> Erasure
         seed=first["seed"],
         base_model=first["base"]["model"],
         base_fingerprint=fingerprint,
-        cost={"train_seconds": round(sum(p.record.get("cost", {}).get("train_seconds", 0.0) for p in parts), 3),
-              "artifact_mb": round(sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20, 3)},
+        cost={"train_seconds": round(sum(p.record.get("cost", {}).get("train_seconds", 0.0) for p in parts), 3)},
     )
-    if first["base"].get("path"):
-        record["base"]["path"] = first["base"]["path"]
+    record["base"] = {**first["base"], "fingerprint": fingerprint}  # the first part's name and path, as recorded
     record["stack"] = [{"path": folder, "method": part.method, "concepts": part.concepts, "seed": part.record["seed"],
                         "components": sorted(part.components)} for folder, part in zip(folders, parts)]
-    return ErasureResult(tensors=tensors, record=record, base_pipe=base)
+    result = ErasureResult(tensors=tensors, record=record, base_pipe=base)
+    record["cost"]["artifact_mb"] = round(result.size_mb, 3)
+    return result
 
 
 def stack(folders: list[str], *, device: str | torch.device | None = None,
