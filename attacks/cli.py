@@ -9,6 +9,8 @@
 
 Writes ``OUT/attack.json`` (pre-ASR, ASR, budget, seconds per prompt, settings, per-prompt
 results) and ``OUT/adversarial_prompts.jsonl``, atomically, never into the model's folder.
+Every searched batch is journaled in ``.OUT.progress`` beside it (:mod:`attacks.journal`): a
+killed run, started again with the same command, searches only the prompts it had not done.
 Prompts default to the concept's prompts of ``erase eval``'s answer set, drawn with the same
 sampler, so that on an unattacked model pre-ASR = 100 - UA.
 """
@@ -19,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 
@@ -69,6 +72,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--concept", "--target", dest="concept", required=True, help="the erased concept (any of its names)")
     g.add_argument("--out", required=True, metavar="DIR", help="folder to write (must not exist unless --overwrite)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    g.add_argument("--fresh", action="store_true", help="discard the progress an interrupted run of this --out left "
+                   "(.OUT.progress beside it) and start over")
     g.add_argument("--prompts", default=None, metavar="CSV", help="prompts from a CSV (prompt, seed[, guidance]) instead of the answer set")
     g.add_argument("--benchmark", choices=["mini-canvas", "unlearncanvas"], default="mini-canvas",
                    help="answer set, seeds and sampler of this world (default: mini-canvas)")
@@ -103,6 +108,7 @@ def _check_out(out: str, model: str, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.atomic import work_dir
     from pipelines.cache import default_cache_root
     from pipelines.cost import PeakMemory
     from pipelines.sharding import is_main_process
@@ -116,17 +122,20 @@ def run(args: argparse.Namespace) -> int:
     cls = args.attack_class
     file_values = read_config_file(args.config) if args.config else {}
     attack = cls(build_config(cls.config_class, file_values, **explicit_config_values(args, cls.config_class)))
+    journal = work_dir(args.out, "progress")
     with PeakMemory() as memory:
         setup = prepare(args, resolve_device(args.device))
         report = run_attack(attack, setup.model, setup.base, setup.concept, setup.items, setup.judge, setup.sampler,
                             progress=not args.quiet, judge_info=setup.judge_info,
-                            cache_root=None if args.no_cache else (args.cache_dir or default_cache_root()))
+                            cache_root=None if args.no_cache else (args.cache_dir or default_cache_root()),
+                            journal=journal, fresh=args.fresh)
     if not is_main_process():
         return 0
     report.record["settings"].update(setup.settings)
     report.record["cost"].update(wall_seconds=round(time.perf_counter() - started, 2),
                                  peak_rss_mb=round(memory.peak_rss_mb, 1), peak_gpu_mb=round(memory.peak_gpu_mb, 1))
     write(args.out, report.record, report.adversarial, overwrite=args.overwrite)
+    shutil.rmtree(journal, ignore_errors=True)
     counts = report.record["counts"]
     logger.info("wrote %s: pre-ASR %s%%, ASR %s%% on %d prompts (%d skipped), %.1f s per prompt", args.out,
                 report.pre_asr, report.asr, counts["evaluated"], counts["skipped"], report.record["seconds_per_prompt"] or 0)

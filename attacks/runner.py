@@ -9,11 +9,17 @@ check, the base model's targets and the search), and the main process gathers th
 in a single process the sharding helpers are the identity. ``seconds_per_prompt`` is the
 compute time (summed over processes: pre-check, targets and search) per evaluated prompt,
 so it does not depend on how many processes ran.
+
+With a ``journal`` folder the prompts are searched batch by batch, each batch's outcomes
+appended to :class:`attacks.journal.AttackJournal` as soon as it is done; a run started again
+with the same settings searches only the prompts the journal lacks, and its record counts the
+journaled batches' seconds too.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,11 +29,12 @@ from eval.judges.protocol import Judge, judge_record
 from pipelines.backbone import Backbone
 from pipelines.cache import image_cache, model_fingerprint
 from pipelines.generation import SamplerSettings
-from pipelines.sharding import gather, is_main_process, my_share, num_processes
+from pipelines.sharding import gather, is_main_process, my_share, num_processes, process_index, wait_for_everyone
 
 from .asr import status, success_rates
 from .base import Attack, Outcome, PromptItem
 from .checking import Checker
+from .journal import AttackJournal, journal_key, keyed_options
 from .models import changed_components
 
 logger = logging.getLogger(__name__)
@@ -51,18 +58,25 @@ class AttackReport:
 
 def run_attack(attack: Attack, model: Backbone, base: Backbone, concept: str, items: Sequence[PromptItem],
                judge: Judge, sampler: SamplerSettings, *, progress: bool = True,
-               judge_info: dict[str, Any] | None = None, cache_root: str | None = None) -> AttackReport:
+               judge_info: dict[str, Any] | None = None, cache_root: str | None = None,
+               journal: str | None = None, fresh: bool = False) -> AttackReport:
     """Attack every prompt of ``items`` on ``model`` (targets from ``base``); see the module docstring.
 
     ``cache_root``: the on-disk image cache (``pipelines.cache``) for the base model's images,
     shared with ``erase eval``, whose base images of the same prompts are the same images.
+    ``journal``: a folder to keep the progress in, resumed from if it holds this run's (``fresh``:
+    discarded first).
     """
     attack.resolve(concept)
+    judge_info = judge_info or judge_record(judge)
     skipped = {item.index: reason for item in items if (reason := attack.skip_reason(model, item))}
     for index, reason in skipped.items():
         logger.info("skipping prompt %d: %s", index, reason)
-    share = my_share([item for item in items if item.index not in skipped])
     checker = Checker(model, judge, concept, sampler, batch_size=attack.config.batch_size)
+    fingerprint = model_fingerprint(model)
+    progress_log = _open_journal(journal, fresh, attack, model, base, fingerprint, concept, items, checker, judge_info)
+    done = progress_log.outcomes if progress_log else {}
+    share = my_share([item for item in items if item.index not in skipped and item.index not in done])
     show = progress and is_main_process()
 
     started = time.perf_counter()
@@ -71,25 +85,64 @@ def run_attack(attack: Attack, model: Backbone, base: Backbone, concept: str, it
     searched = [item for item, success in zip(share, pre) if not success]
     logger.info("%d of %d prompts already show %r unattacked; searching %d", int(pre.sum()), len(share),
                 concept, len(searched))
-    started = time.perf_counter()
     cache = image_cache(cache_root, base, sampler) if cache_root and searched else None
-    prepared = attack.prepare(base, searched, sampler, cache) if searched else None
-    target_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    outcomes = attack.run(model, searched, prepared, checker, show) if searched else []
-    search_seconds = time.perf_counter() - started
+    outcomes, target_seconds, search_seconds = _search(attack, model, base, searched, sampler, cache, checker, show,
+                                                       progress_log)
 
     local = {"pre": {item.index: bool(s) for item, s in zip(share, pre)},
              "outcomes": [asdict(o) for o in outcomes],
              "seconds": [pre_seconds, target_seconds, search_seconds], "device": str(model.device)}
     parts = gather(local)
-    pre_by_index = {i: s for part in parts for i, s in part["pre"].items()}
-    found = {o["index"]: Outcome(**o) for part in parts for o in part["outcomes"]}
+    pre_by_index = {**{i: False for i in done}, **{i: s for part in parts for i, s in part["pre"].items()}}
+    found = {**done, **{o["index"]: Outcome(**o) for part in parts for o in part["outcomes"]}}
     seconds = [sum(part["seconds"][j] for part in parts) for j in range(3)]
-    record_settings = {"attacked_components": changed_components(model, base),
-                       "model_fingerprint": model_fingerprint(model)}
-    return _report(attack, model, concept, items, skipped, pre_by_index, found, seconds,
-                   judge_info or judge_record(judge), checker, record_settings)
+    if progress_log:
+        seconds[1] += progress_log.seconds[0]
+        seconds[2] += progress_log.seconds[1]
+    record_settings = {"attacked_components": changed_components(model, base), "model_fingerprint": fingerprint}
+    return _report(attack, model, concept, items, skipped, pre_by_index, found, seconds, judge_info, checker,
+                   record_settings)
+
+
+def _open_journal(folder: str | None, fresh: bool, attack: Attack, model: Backbone, base: Backbone, fingerprint: str,
+                  concept: str, items: Sequence[PromptItem], checker: Checker,
+                  judge_info: dict[str, Any]) -> AttackJournal | None:
+    """This run's journal in ``folder`` (loaded by every process, created by the main one), or None."""
+    if folder is None:
+        return None
+    key = journal_key({"attack": attack.name, "options": keyed_options(attack.config.to_dict()), "concept": concept,
+                       "model": fingerprint, "base": fingerprint if base is model else model_fingerprint(base),
+                       "prompts": [asdict(item) for item in items], "sampler": checker.describe(), "judge": judge_info})
+    if fresh and is_main_process():
+        shutil.rmtree(folder, ignore_errors=True)
+    wait_for_everyone()
+    journal = AttackJournal(folder, key, rank=process_index())
+    wait_for_everyone()  # every process has read the journal before any appends to it
+    if is_main_process():
+        journal.start()
+    wait_for_everyone()
+    return journal
+
+
+def _search(attack: Attack, model: Backbone, base: Backbone, items: Sequence[PromptItem], sampler: SamplerSettings,
+            cache: Any, checker: Checker, show: bool, journal: AttackJournal | None) -> tuple[list[Outcome], float, float]:
+    """Search ``items`` one batch at a time, journaling each batch; ``(outcomes, target s, search s)``."""
+    outcomes: list[Outcome] = []
+    target_seconds = search_seconds = 0.0
+    size = attack.config.batch_size
+    for start in range(0, len(items), size):
+        batch = items[start:start + size]
+        started = time.perf_counter()
+        prepared = attack.prepare(base, batch, sampler, cache)
+        prepared_at = time.perf_counter()
+        found = attack.run(model, batch, prepared, checker, show)
+        finished = time.perf_counter()
+        target_seconds += prepared_at - started
+        search_seconds += finished - prepared_at
+        if journal is not None:
+            journal.append(found, prepared_at - started, finished - prepared_at)
+        outcomes += found
+    return outcomes, target_seconds, search_seconds
 
 
 def _report(attack: Attack, model: Backbone, concept: str, items: Sequence[PromptItem], skipped: dict[int, str],

@@ -16,7 +16,7 @@ import shutil
 from typing import Any
 
 from pipelines import load_pipeline
-from pipelines.atomic import refuse_existing, write_text
+from pipelines.atomic import refuse_existing, work_dir, write_text
 from pipelines.errors import EraseError
 from pipelines.generation import SamplerSettings
 from pipelines.shipped import MINI_CANVAS, ONE_STEP_DIR
@@ -45,7 +45,7 @@ def distil_one_step(folder: str, *, steps: int | None = None, seed: int = 0, dev
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
     world = mini_canvas()
-    work = os.path.join(folder, f".{ONE_STEP_DIR}.checkpoints")
+    work = work_dir(out, "checkpoints")
     if fresh:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work, exist_ok=True)

@@ -39,6 +39,16 @@ def refuse_existing(target: str, overwrite: bool, flag: str = "--overwrite") -> 
     _check_writable(target)
 
 
+def work_dir(target: str, kind: str) -> str:
+    """Where a long command's resumable state for ``target`` waits: ``.NAME.KIND`` beside it.
+
+    Never inside ``target``, so that an interrupted run is never mistaken for a finished one, and
+    a dot-name, so that listings of the results skip it.
+    """
+    target = os.path.abspath(target).rstrip(os.sep)
+    return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{kind}")
+
+
 def _check_writable(target: str) -> None:
     """The nearest existing folder above ``target`` must be a folder this process can write in."""
     parent = os.path.dirname(os.path.abspath(target))

@@ -10,7 +10,7 @@ import shutil
 import time
 
 from pipelines import MINI_CANVAS, resolve_device
-from pipelines.atomic import refuse_existing
+from pipelines.atomic import refuse_existing, work_dir
 from pipelines.errors import ConfigError, TrainingDiverged
 
 from ..config import build_config, read_config_file
@@ -54,8 +54,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def checkpoint_dir(out: str) -> str:
     """Where an interrupted run's checkpoints wait, beside (never inside) the output folder."""
-    out = os.path.abspath(out)
-    return os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.checkpoints")
+    return work_dir(out, "checkpoints")
 
 
 def diverged_dir(out: str) -> str:

@@ -84,6 +84,7 @@ def attacked(models, tmp_path_factory):
 def test_attack_writes_the_record_and_every_adversarial_prompt(attacked, models, tiny_folder):
     out, record, rows = attacked
     assert sorted(os.listdir(out)) == ["adversarial_prompts.jsonl", "attack.json"]
+    assert os.listdir(out.parent) == ["attack"]  # the journal of its progress (.attack.progress) is gone
     assert set(record) == RECORD_KEYS and record["schema"] == 1 and record["concept"] == "stripes"
     settings = record["settings"]
     assert settings["attacked_components"] == ["unet"] and settings["model_kind"] == "artifact"

@@ -1,0 +1,117 @@
+"""A killed attack resumes from its journal: only the prompts not yet searched are searched again,
+and the record is the one an uninterrupted run writes."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from attacks.base import Outcome
+from attacks.journal import AttackJournal
+from attacks.prompts import as_items
+from attacks.registry import get_attack
+from attacks.runner import run_attack
+from erase.config import build_config
+from pipelines import backbone_for
+from pipelines.errors import ConfigError
+from pipelines.generation import SamplerSettings
+
+ITEMS = as_items([("a star image", 0, 5.0), ("a red circle", 1, 3.0), ("a blue square", 2, 5.0)])
+SAMPLER = SamplerSettings(steps=2)
+
+
+class Never:
+    """A judge that never sees the concept, so every prompt is searched for the whole budget."""
+
+    def predict(self, images):
+        return None
+
+    def verdict(self, images, concept):
+        return np.zeros(len(images), dtype=bool)
+
+
+def attack(**options):
+    cls = get_attack("unlearndiffatk")
+    return cls(build_config(cls.config_class, **{"stages": 2, "iterations": 1, "batch_size": 1, **options}))
+
+
+class Killed(Exception):
+    pass
+
+
+def counting(monkeypatch, kill_after=None):
+    """Count the batches searched; raise ``Killed`` once ``kill_after`` batches are done."""
+    cls = get_attack("unlearndiffatk")
+    original, searched = cls.run, []
+
+    def run(self, model, items, prepared, check, progress=True):
+        if kill_after is not None and len(searched) == kill_after:
+            raise Killed
+        searched.extend(item.index for item in items)
+        return original(self, model, items, prepared, check, progress)
+
+    monkeypatch.setattr(cls, "run", run)
+    return searched
+
+
+def attacked(pipe, journal=None, concept="star", fresh=False, **options):
+    model = backbone_for(pipe)
+    return run_attack(attack(**options), model, model, concept, ITEMS, Never(), SAMPLER, progress=False,
+                      journal=journal, fresh=fresh)
+
+
+def outcomes(report):
+    keys = ("index", "status", "text", "stage", "timestep", "iteration", "generations")
+    return [{k: p.get(k) for k in keys} for p in report.record["prompts"]]
+
+
+def test_a_killed_attack_resumes_where_it_stopped(memory_pipe, tmp_path, monkeypatch):
+    journal = str(tmp_path / ".out.progress")
+    whole = attacked(memory_pipe)
+    with monkeypatch.context() as m:
+        counting(m, kill_after=1)
+        with pytest.raises(Killed):
+            attacked(memory_pipe, journal)
+    lines = (tmp_path / ".out.progress" / "outcomes.0.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and [o["index"] for o in json.loads(lines[0])["outcomes"]] == [0]
+    searched = counting(monkeypatch)
+    resumed = attacked(memory_pipe, journal)
+    assert searched == [1, 2]  # the first prompt's search is not run again
+    assert outcomes(resumed) == outcomes(whole)
+    assert [r["adversarial_ids"] for r in resumed.adversarial] == [r["adversarial_ids"] for r in whole.adversarial]
+    assert resumed.record["cost"]["search_seconds"] > 0 and resumed.record["counts"]["failures"] == 3
+
+
+def test_a_journal_of_other_settings_is_refused_unless_fresh(memory_pipe, tmp_path, monkeypatch):
+    journal = str(tmp_path / ".out.progress")
+    with monkeypatch.context() as m:
+        counting(m, kill_after=1)
+        with pytest.raises(Killed):
+            attacked(memory_pipe, journal)
+    with pytest.raises(ConfigError, match="other settings.*--fresh"):
+        attacked(memory_pipe, journal, stages=3)
+    searched = counting(monkeypatch)
+    attacked(memory_pipe, journal, batch_size=2)  # the batch size only groups prompts: the journal still counts
+    assert searched == [1, 2]
+    searched.clear()
+    attacked(memory_pipe, journal, stages=3, fresh=True)
+    assert searched == [0, 1, 2]
+
+
+def outcome(index):
+    return Outcome(index=index, success=False, text="x", adversarial_ids=[1], input_ids=[0, 1], stage=1, timestep=10,
+                   iteration=1, generations=1)
+
+
+def test_a_line_torn_by_a_kill_is_searched_again_and_never_glued_to_the_next(tmp_path):
+    folder = str(tmp_path / "journal")
+    journal = AttackJournal(folder, "k")
+    journal.start()
+    journal.append([outcome(0)], 1.0, 2.0)
+    with open(os.path.join(folder, "outcomes.0.jsonl"), "a", encoding="utf-8") as f:
+        f.write('{"outcomes": [{"index": 1, "succ')  # killed half-way through a write
+    journal = AttackJournal(folder, "k")
+    assert set(journal.outcomes) == {0} and journal.seconds == [1.0, 2.0]
+    journal.append([outcome(2)], 1.0, 1.0)
+    assert set(AttackJournal(folder, "k").outcomes) == {0, 2}
