@@ -54,6 +54,22 @@ def test_the_base_defaults_to_the_one_the_artifact_records(demo_model, tiny_fold
     assert list(demo_model.saved) == ["no-stripes · esd: stripes"]
 
 
+def test_a_stack_is_offered_like_any_artifact_and_draws_every_part(stripes_artifact, tiny_folder, tiny_pipe, tmp_path):
+    """`erase stack`'s artifact holds the stripes erasure and a text-encoder edit: the demo applies both."""
+    from demos import callbacks
+    from tests.demos.conftest import STRIPES_PROMPT
+    from tests.erase.test_stack import erasure
+
+    text = str(tmp_path / "te-edit")
+    erasure(tiny_pipe, tiny_folder, "te-full", "q_proj.weight", "advunlearn").save(text, pipeline=False)
+    stacked = str(tmp_path / "stacked")
+    assert erase.cli.main(["-q", "stack", stripes_artifact, text, "--out", stacked, "--no-pipeline"]) == 0
+    model = load_demo_model(artifacts=[stripes_artifact, stacked])
+    assert list(model.saved) == ["no-stripes · esd: stripes", "stacked · esd+advunlearn: stripes, star"]
+    erased = {label: callbacks.compare(model, STRIPES_PROMPT, 0, label, {}, steps=4).erased.tobytes() for label in model.saved}
+    assert len(set(erased.values())) == 2  # the stack's image carries its text-encoder edit too
+
+
 def test_a_named_artifact_of_another_base_is_an_error(stripes_artifact, tiny_folder, tmp_path):
     other = other_base_copy(stripes_artifact, str(tmp_path / "other"))
     with pytest.raises(BaseMismatchError, match=r"--artifact .*other was made from the base"):
