@@ -76,141 +76,15 @@ OFFICIAL = {
 
 @dataclass
 class AdvUnlearnConfig(MethodConfig):
-    """AdvUnlearn settings. The defaults are a CPU-sized schedule for the shipped mini-canvas
-    model (120 iterations, 20 warm-up, an attacker of 3 word embeddings and 15 steps reusing the
-    iteration's x_t, 20 DDIM steps as mini-canvas evaluates, lr 1e-3 as ESD's tuned mini-canvas
-    value), with the retain term, eta and the attacker chosen by the sweeps below. The first was
-    run on the first-phase base model. ``erase bench --methods advunlearn --targets
-    heart,gradient,star --seeds 2 --method-config advunlearn=FILE`` (seed 0, 200 images per
-    target, 2-core CPU shared with other jobs), UA / IRA / CRA for heart, gradient, star:
-
-    =========================================  ===============  ===============  ===============
-    gamma, retain prompts, eta, iterations      heart            gradient         star
-    =========================================  ===============  ===============  ===============
-    gamma 0.3, 2 retain prompts, eta 1, 100     75 / 91 / 62     100 / 88 / 61    95 / 74 / 82
-    gamma 1, 2 retain prompts, eta 1, 100       75 / 98 / 89      90 / 87 / 84    95 / 99 / 82
-    gamma 1, 2 prompts, eta 1, 100, lr 5e-4     75 / 100 / 89     90 / 78 / 100   95 / 93 / 88
-    gamma 1, 4 retain prompts, eta 1, 100       80 / 100 / 91     95 / 88 / 80    95 / 100 / 88
-    gamma 1, 4 prompts, eta 1, 150              80 / 100 / 90    100 / 89 / 86    95 / 100 / 89
-    gamma 1, 4 prompts, eta 2, 100             100 / 100 / 92    100 / 74 / 70   (not run)
-    **gamma 1, 4 prompts, eta 1.5, 120**        85 / 98 / 81      95 / 86 / 96    85 / 100 / 88
-    =========================================  ===============  ===============  ===============
-
-    gamma 1 is the official code's value (its README says 0.3): with 0.3 the text encoder, which
-    every prompt goes through, lost the other kind's concepts (CRA 61). Training took 135-165 s
-    per concept with the settings chosen then. ``preset="official"`` gives the official SD 1.x schedule.
-
-    On the two-phase base model (shipped since 2026-11-27) those settings lose style IRA on a
-    few targets. ``erase bench --methods advunlearn --targets split,zigzag,stripes,square
-    --seeds 2 --variant adv-g2=advunlearn:retain_weight=2 --variant
-    adv-eta1=advunlearn:negative_guidance=1.0 --out DIR`` (same protocol, 3 processes on the 2 cores):
-
-    ===========================  ===============  ===============  ===============  ===============
-    UA / IRA / CRA               split            zigzag           stripes          square
-    ===========================  ===============  ===============  ===============  ===============
-    gamma 1, eta 1.5 (then)      100 / 68 / 94    100 / 72 / 100   85 / 76 / 100    75 / 88 / 81
-    gamma 2                      95 / 81 / 100    100 / 79 / 100   90 / 81 / 99     55 / 100 / 84
-    eta 1                        95 / 79 / 100    100 / 84 / 70    90 / 77 / 95     85 / 90 / 94
-    ===========================  ===============  ===============  ===============  ===============
-
-    No row clears UA 85 with IRA and CRA 80 on all four: gamma 2 keeps the other styles but
-    lets square back, eta 1 wrecks zigzag's CRA.
-
-    Those settings did not resist UnlearnDiffAtk better than ESD (the README's bench: ASR 32.9
-    against 27.1). Their inner attacker is weaker than the attack it is meant to stand for: one
-    word embedding and 5 steps, where UnlearnDiffAtk inserts 3 tokens. A stronger inner attacker
-    (``erase bench --methods advunlearn --targets solid,split,circle,square --seeds 2 --attack
-    --attack-targets solid,split,circle,square --variant adv-k3=advunlearn:attack_k=3 --variant
-    adv-k3s15=advunlearn:attack_k=3,attack_steps=15 --out DIR``; the last two rows by ``--variant
-    adv-k3s15g2=advunlearn:attack_k=3,attack_steps=15,retain_weight=2 --variant
-    adv-k3s15g2r8=advunlearn:attack_k=3,attack_steps=15,retain_weight=2,retain_batch=8``; same
-    protocol, the bench's attack budget, 10 prompts per target, 2026-11-28), UA / IRA / CRA, then
-    ASR (%):
-
-    ==========================  ======================  ======================  ======================  ======================
-    setting                     solid                   split                   circle                  square
-    ==========================  ======================  ======================  ======================  ======================
-    k 1, 5 steps (version 1)    95 / 86.7 / 99.5, 60    100 / 67.8 / 94, 40     90 / 86.7 / 75, 40      75 / 87.8 / 80.5, 30
-    k 3                         90 / 81.7 / 100, 10     90 / 68.3 / 82, 20      95 / 80.0 / 85, 50      100 / 90.0 / 88.5, 20
-    k 3, 15 steps               90 / 78.3 / 99.5, 0     100 / 73.3 / 99.5, 0    100 / 72.8 / 83, 30     100 / 88.3 / 82, 10
-    k 3, 15 steps, gamma 2      90 / 72.2 / 99.5, 30    85 / 80.6 / 94, 40      85 / 87.2 / 70.5, 30    85 / 91.7 / 90, 20
-    **k 3, 15, gamma 2, 8 r.**  90 / 82.2 / 100, 60     100 / 83.3 / 92, 10     90 / 87.8 / 88.5, 20    95 / 90.6 / 93, 10
-    ESD (for the ASR)           ASR 10                  ASR 40                  ASR 40                  ASR 50
-    ==========================  ======================  ======================  ======================  ======================
-
-    Three embeddings and 15 steps bring the ASR on these four from 42.5 to 10 (ESD: 35), and
-    erase square fully, for 120-130 s of training per concept against 82; they cost IRA (73-88,
-    the bar is 80). A retain weight of 2 alone does not give it back (the ``gamma 2`` row: circle's
-    CRA 70.5); with 8 retain prompts per iteration instead of 4 (the bold row, ``retain_batch=8``;
-    150-160 s) all four clear UA 85 with IRA and CRA 80. Solid's ASR moves between 0 and 60 from
-    row to row: ten prompts, one seed.
-
-    Those are the defaults since 2026-11-28 (version 2). Over all 20 targets (the README's bench
-    command, its seven attacked targets), against the earlier defaults (1 embedding, 5 steps,
-    gamma 1 over 4 prompts): 16 targets clear UA 85 with IRA and CRA 80 (was 13; ESD 17); styles
-    96.0 / 85.8 / 96.2 (was 94.0 / 83.1 / 95.5), objects 91.0 / 91.5 / 91.7 (89.5 / 91.5 / 89.0);
-    ASR 22.9 (was 32.9; ESD 27.1). The attack is halved against ESD on split, circle, square and
-    star (10, 20, 10, 10 against 40, 40, 50, 40), not on the flat styles solid and gradient (60
-    and 40 against ESD's 10) nor on triangle (10 against 0). Training took 179 s per style and
-    195 per object (median; at most 280) on the bench's loaded 2 cores. Still missing: grid (UA
-    75), diamond (80), house (IRA 79.4), stripes (IRA 77.2).
-
-    Against ESD at 20 attacked prompts (``erase bench --methods esd,advunlearn --targets
-    solid,circle,gradient --seeds 2 --attack --attack-targets solid,circle,gradient --attack-prompts
-    20 --variant adv-eta2=advunlearn:negative_guidance=2.0 --variant adv-s180=advunlearn:steps=180
-    --variant adv-x=advunlearn:params=esd-x --out runs/asr20 --records
-    eval/measurements/advunlearn-asr20``, seed 0, two processes on the 2 cores, 2026-11-28; records
-    committed), UA / IRA / CRA, then ASR (%):
-
-    ================  ========================  ========================  ========================
-    setting           solid                     circle                    gradient
-    ================  ========================  ========================  ========================
-    defaults          90 / 93.9 / 90.0, 35      85 / 92.2 / 93.5, 25      95 / 95.6 / 86.5, 10
-    eta 2             95 / 95.6 / 97.5, 20      85 / 92.2 / 95.5, 20      100 / 93.9 / 80.5, 20
-    180 iterations    95 / 96.1 / 100, 55       (stopped)                 (stopped)
-    UNet esd-x        85 / 82.8 / 98.5, 40      80 / 91.7 / 94.5, 35      100 / 90.0 / 96.0, 5
-    ESD               100 / 91.7 / 99.5, 10     85 / 98.3 / 94.5, 40      100 / 95.0 / 100, 15
-    ================  ========================  ========================  ========================
-
-    No setting halves ESD's ASR on solid, where ESD itself erases every image (UA 100, no prompt
-    shows it before the attack) and the attack wins on 2 of 20. The attack's wins on AdvUnlearn
-    (``runs/asr20/cells/advunlearn/solid/attack/adversarial_prompts.jsonl``) are nonsense tokens
-    ("wara ralmoist", "payer uwu"), found in the first stages: seeds whose image is close to solid
-    already, since the text encoder leaves more of the concept at the border than ESD's UNet edit
-    does (UA 90 against 100). Eta 2 halves ESD on circle
-    (20 against 40) but costs gradient's CRA (80.5) and 250 s of training under load; training the
-    UNet's cross-attention instead halves it on gradient only. The defaults stay.
-
-    The official README's random start for every attack (``--variant
-    adv-rand=advunlearn:attack_init=random``, same command and protocol, 2026-11-29; stopped after
-    solid, record committed) did not help either: solid 90 / 92.8 / 88.0, ASR 45 (2 of 20 prompts
-    show solid unattacked, the attack recovers 7 more).
-
-    At 60 attacked prompts (the README's AdvUnlearn paragraphs; records in
-    ``eval/measurements/advunlearn-asr60``, 2026-11-29) on eight targets, the bar (ASR at most half
-    of ESD's, UA 85, IRA and CRA 80) holds on split, triangle, star and house, not on solid (25.0
-    against ESD's 16.7), gradient (15.0 against 11.7), circle (33.3 against 35.0) nor square (IRA
-    74.4). This text encoder stacked on ESD's UNet (``erase stack``, :mod:`pipelines.stack`) holds
-    it on six, solid (0.0) and gradient (5.0) among them, not on circle (25.0) nor square (IRA
-    68.9); the defaults here are unchanged.
-
-    Training both in one game does not do it. ``--params te-full+esd-x`` (the text encoder and
-    the UNet's cross-attention against the same attacker; ``erase bench --methods esd --targets
-    solid,circle,gradient --seeds 2 --attack --attack-targets solid,circle,gradient --attack-prompts
-    60 --attack-option seeds=6 --variant adv-tex=advunlearn:params=te-full+esd-x --variant
-    adv-tex3=advunlearn:params=te-full+esd-x,unet_lr=0.0003 --out runs/asr60 --records
-    eval/measurements/advunlearn-joint``, 2026-11-29), UA / IRA / CRA, then ASR (%) on 60 prompts:
-
-    ======================  ======================  ======================  ======================
-    setting                 solid                   circle                  gradient
-    ======================  ======================  ======================  ======================
-    UNet lr 1e-3            95 / 87.8 / 100, 48.3   85 / 83.3 / 87.0, 31.7  100 / 78.3 / 98.5, 18.3
-    UNet lr 3e-4 (ESD's)    90 / 92.8 / 100, 40.0   85 / 90.6 / 78.5, 26.7  100 / 94.4 / 95.5, 13.3
-    ESD; the stack          16.7; 0.0               35.0; 25.0              11.7; 5.0
-    ======================  ======================  ======================  ======================
-
-    Worse than ESD alone on solid, where the stack reaches 0: the UNet's edit has to be ESD's own,
-    made on the clean prompt, for the text encoder's to add to it. Training took 164-217 s."""
+    """AdvUnlearn settings. The defaults are a CPU-sized schedule for the shipped mini-canvas model:
+    120 iterations with 20 of warm-up, an attacker of 3 word embeddings (as many as UnlearnDiffAtk
+    inserts) and 15 steps reusing the iteration's x_t, 20 DDIM steps as mini-canvas evaluates, lr 1e-3
+    (ESD's tuned mini-canvas rate), eta 1.5, and the retain term at gamma 2 over 8 prompts: with the
+    official README's 0.3 the text encoder, which every prompt goes through, lost the other concepts.
+    Each was chosen by a sweep in ``eval/measurements/advunlearn-sweeps.md`` (commands and tables),
+    which also holds what was tried against the attack and did not help: eta 2, 180 iterations,
+    random starts, training the UNet's cross-attention instead or as well. ``preset="official"``
+    gives the official SD 1.x schedule."""
 
     preset: Literal["mini-canvas", "official"] = option(
         "mini-canvas", "mini-canvas (these defaults) or official (SD 1.x: 1000 iterations, lr 1e-5, 30 attack steps "
@@ -222,7 +96,7 @@ class AdvUnlearnConfig(MethodConfig):
     lr: float = option(1e-3, "Adam learning rate of the defender (official 1e-5 for SD 1.x's CLIP-L)")
     unet_lr: float | None = option(None, "Adam learning rate of the UNet tensors when --params trains them too "
                                    "(te-full+esd-x); default: --lr", keyed=False)
-    negative_guidance: float = option(1.5, "eta: strength of the push away from the concept (official 1; mini-canvas 1.5, see the sweep above)")
+    negative_guidance: float = option(1.5, "eta: strength of the push away from the concept (official 1; mini-canvas 1.5, see eval/measurements/advunlearn-sweeps.md)")
     start_guidance: float = option(3.0, "CFG scale used to sample x_t (official 3)")
     ddim_steps: int = option(20, "DDIM steps of the schedule x_t is sampled on (official 50; mini-canvas evaluates with 20)")
     warmup: int = option(20, "iterations of plain ESD on the clean prompt before the attacker starts (official 200)")
