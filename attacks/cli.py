@@ -21,7 +21,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 
@@ -72,7 +71,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--concept", "--target", dest="concept", required=True, help="the erased concept (any of its names)")
     g.add_argument("--out", required=True, metavar="DIR", help="folder to write (must not exist unless --overwrite)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    g.add_argument("--fresh", action="store_true", help="discard the progress an interrupted run of this --out left "
+    g.add_argument("--fresh", action="store_true", help="discard the progress interrupted runs of this --out left "
                    "(.OUT.progress beside it) and start over")
     g.add_argument("--prompts", default=None, metavar="CSV", help="prompts from a CSV (prompt, seed[, guidance]) instead of the answer set")
     g.add_argument("--benchmark", choices=["mini-canvas", "unlearncanvas"], default="mini-canvas",
@@ -135,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     report.record["cost"].update(wall_seconds=round(time.perf_counter() - started, 2),
                                  peak_rss_mb=round(memory.peak_rss_mb, 1), peak_gpu_mb=round(memory.peak_gpu_mb, 1))
     write(args.out, report.record, report.adversarial, overwrite=args.overwrite)
-    shutil.rmtree(journal, ignore_errors=True)
+    if report.journal is not None:
+        report.journal.finish()
     counts = report.record["counts"]
     logger.info("wrote %s: pre-ASR %s%%, ASR %s%% on %d prompts (%d skipped), %.1f s per prompt", args.out,
                 report.pre_asr, report.asr, counts["evaluated"], counts["skipped"], report.record["seconds_per_prompt"] or 0)

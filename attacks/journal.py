@@ -9,31 +9,30 @@ generator (seeded by the attack seed and its index), so a resumed run finds what
 uninterrupted one would: the same stages, verdicts and tokens, up to float noise from
 the batch it shares.
 
-The journal is a folder of JSON lines, one file per process (``outcomes.<rank>.jsonl``), plus
-``key.json``: the SHA-256 of everything that decides an outcome (attack, its options but the
-batch size, concept, both models' weights, prompts, sampler, judge). A journal written under
-another key is never reused silently: the run stops and names the two ways out. A line torn
-by a kill half-way through its write is ignored (its batch is searched again).
+A run's journal is ``ROOT/<key>/``, with one file of JSON lines per process
+(``outcomes.<rank>.jsonl``); the key is the SHA-256 of everything that decides an outcome
+(attack, its options but the batch size, concept, both models' weights, prompts, sampler,
+judge). Progress made under other settings is therefore never mixed in, and never deleted
+either: it waits in its own folder for its own command (a warning says so), until ``--fresh``
+clears ``ROOT``. A finished run removes its folder, and ``ROOT`` once empty. A line torn by a
+kill half-way through its write is ignored (its batch is searched again).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
-from pipelines.atomic import write_text
-from pipelines.errors import ConfigError
-
 from .base import Outcome
 
 logger = logging.getLogger(__name__)
-
-KEY_FILE = "key.json"
 
 #: Options that change how prompts are grouped, not what is found for each: a run that ran out
 #: of memory resumes with a smaller ``--batch-size``.
@@ -51,23 +50,21 @@ def keyed_options(config: dict[str, Any]) -> dict[str, Any]:
 
 
 class AttackJournal:
-    """The outcomes an attack has found so far, in ``folder`` (see the module docstring)."""
+    """The outcomes an attack has found so far under ``root`` (see the module docstring)."""
 
-    def __init__(self, folder: str, key: str, rank: int = 0) -> None:
-        self.folder, self.key, self.rank = folder, key, rank
+    def __init__(self, root: str, key: str, rank: int = 0) -> None:
+        self.root, self.folder, self.rank = root, os.path.join(root, key), rank
         self.outcomes: dict[int, Outcome] = {}
         self.seconds = [0.0, 0.0]  # target, search: what the journaled batches cost
-        self._load()
+        self._load(key)
 
-    def _load(self) -> None:
-        key_path = os.path.join(self.folder, KEY_FILE)
-        if not os.path.isfile(key_path):
+    def _load(self, key: str) -> None:
+        others = [name for name in os.listdir(self.root) if name != key] if os.path.isdir(self.root) else []
+        if others and self.rank == 0:
+            logger.warning("%s also holds the progress of %d attack(s) with other settings (model, prompts, options or "
+                           "judge): left as they are; --fresh deletes them", self.root, len(others))
+        if not os.path.isdir(self.folder):
             return
-        with open(key_path, encoding="utf-8") as f:
-            saved = json.load(f).get("key")
-        if saved != self.key:
-            raise ConfigError(f"'{self.folder}' holds the progress of an attack with other settings (model, prompts, "
-                              "options or judge); run the same command to resume it, or pass --fresh to discard it")
         for name in sorted(os.listdir(self.folder)):
             if name.startswith("outcomes.") and name.endswith(".jsonl"):
                 self._read(os.path.join(self.folder, name))
@@ -91,11 +88,8 @@ class AttackJournal:
                 self.seconds[1] += batch["search_seconds"]
 
     def start(self) -> None:
-        """Create the folder and its key (the main process, once every process has loaded)."""
+        """Create the folder (the main process, once every process has loaded)."""
         os.makedirs(self.folder, exist_ok=True)
-        key_path = os.path.join(self.folder, KEY_FILE)
-        if not os.path.isfile(key_path):
-            write_text(key_path, json.dumps({"key": self.key}) + "\n")
 
     def append(self, outcomes: Iterable[Outcome], target_seconds: float, search_seconds: float) -> None:
         """Record one searched batch durably (flushed and synced before the next batch starts)."""
@@ -108,6 +102,12 @@ class AttackJournal:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def finish(self) -> None:
+        """Remove this run's progress, once its result is safely written, and the root if nothing else waits there."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.root)  # only when empty
 
 
 def _ends_with_newline(path: str) -> bool:

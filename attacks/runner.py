@@ -46,6 +46,7 @@ SCHEMA = 1
 class AttackReport:
     record: dict[str, Any]
     adversarial: list[dict[str, Any]]
+    journal: AttackJournal | None = None  # the run's progress: ``finish()`` it once the record is written
 
     @property
     def pre_asr(self) -> float | None:
@@ -100,14 +101,16 @@ def run_attack(attack: Attack, model: Backbone, base: Backbone, concept: str, it
         seconds[1] += progress_log.seconds[0]
         seconds[2] += progress_log.seconds[1]
     record_settings = {"attacked_components": changed_components(model, base), "model_fingerprint": fingerprint}
-    return _report(attack, model, concept, items, skipped, pre_by_index, found, seconds, judge_info, checker,
-                   record_settings)
+    report = _report(attack, model, concept, items, skipped, pre_by_index, found, seconds, judge_info, checker,
+                     record_settings)
+    report.journal = progress_log
+    return report
 
 
 def _open_journal(folder: str | None, fresh: bool, attack: Attack, model: Backbone, base: Backbone, fingerprint: str,
                   concept: str, items: Sequence[PromptItem], checker: Checker,
                   judge_info: dict[str, Any]) -> AttackJournal | None:
-    """This run's journal in ``folder`` (loaded by every process, created by the main one), or None."""
+    """This run's journal under ``folder`` (loaded by every process, created by the main one), or None."""
     if folder is None:
         return None
     key = journal_key({"attack": attack.name, "options": keyed_options(attack.config.to_dict()), "concept": concept,

@@ -14,7 +14,6 @@ from attacks.registry import get_attack
 from attacks.runner import run_attack
 from erase.config import build_config
 from pipelines import backbone_for
-from pipelines.errors import ConfigError
 from pipelines.generation import SamplerSettings
 
 ITEMS = as_items([("a star image", 0, 5.0), ("a red circle", 1, 3.0), ("a blue square", 2, 5.0)])
@@ -73,7 +72,8 @@ def test_a_killed_attack_resumes_where_it_stopped(memory_pipe, tmp_path, monkeyp
         counting(m, kill_after=1)
         with pytest.raises(Killed):
             attacked(memory_pipe, journal)
-    lines = (tmp_path / ".out.progress" / "outcomes.0.jsonl").read_text().splitlines()
+    (progress,) = (tmp_path / ".out.progress").iterdir()  # one folder per run's settings
+    lines = (progress / "outcomes.0.jsonl").read_text().splitlines()
     assert len(lines) == 1 and [o["index"] for o in json.loads(lines[0])["outcomes"]] == [0]
     searched = counting(monkeypatch)
     resumed = attacked(memory_pipe, journal)
@@ -81,21 +81,26 @@ def test_a_killed_attack_resumes_where_it_stopped(memory_pipe, tmp_path, monkeyp
     assert outcomes(resumed) == outcomes(whole)
     assert [r["adversarial_ids"] for r in resumed.adversarial] == [r["adversarial_ids"] for r in whole.adversarial]
     assert resumed.record["cost"]["search_seconds"] > 0 and resumed.record["counts"]["failures"] == 3
+    resumed.journal.finish()
+    assert not os.path.exists(journal)
 
 
-def test_a_journal_of_other_settings_is_refused_unless_fresh(memory_pipe, tmp_path, monkeypatch):
+def test_progress_of_other_settings_is_neither_mixed_in_nor_deleted(memory_pipe, tmp_path, monkeypatch, caplog):
     journal = str(tmp_path / ".out.progress")
     with monkeypatch.context() as m:
         counting(m, kill_after=1)
         with pytest.raises(Killed):
             attacked(memory_pipe, journal)
-    with pytest.raises(ConfigError, match="other settings.*--fresh"):
-        attacked(memory_pipe, journal, stages=3)
     searched = counting(monkeypatch)
-    attacked(memory_pipe, journal, batch_size=2)  # the batch size only groups prompts: the journal still counts
+    other = attacked(memory_pipe, journal, stages=3)
+    assert searched == [0, 1, 2] and "progress of 1 attack(s) with other settings" in caplog.text
+    other.journal.finish()
+    assert len(os.listdir(journal)) == 1  # the first run's progress still waits for its command
+    searched.clear()
+    attacked(memory_pipe, journal, batch_size=2)  # the batch size only groups prompts: the first run resumes
     assert searched == [1, 2]
     searched.clear()
-    attacked(memory_pipe, journal, stages=3, fresh=True)
+    attacked(memory_pipe, journal, fresh=True)
     assert searched == [0, 1, 2]
 
 
@@ -105,13 +110,13 @@ def outcome(index):
 
 
 def test_a_line_torn_by_a_kill_is_searched_again_and_never_glued_to_the_next(tmp_path):
-    folder = str(tmp_path / "journal")
-    journal = AttackJournal(folder, "k")
+    root = str(tmp_path / "journal")
+    journal = AttackJournal(root, "k")
     journal.start()
     journal.append([outcome(0)], 1.0, 2.0)
-    with open(os.path.join(folder, "outcomes.0.jsonl"), "a", encoding="utf-8") as f:
+    with open(os.path.join(root, "k", "outcomes.0.jsonl"), "a", encoding="utf-8") as f:
         f.write('{"outcomes": [{"index": 1, "succ')  # killed half-way through a write
-    journal = AttackJournal(folder, "k")
+    journal = AttackJournal(root, "k")
     assert set(journal.outcomes) == {0} and journal.seconds == [1.0, 2.0]
     journal.append([outcome(2)], 1.0, 1.0)
-    assert set(AttackJournal(folder, "k").outcomes) == {0, 2}
+    assert set(AttackJournal(root, "k").outcomes) == {0, 2}
