@@ -1,7 +1,7 @@
 """An attack's progress on disk, so that a killed run resumes instead of starting over.
 
-UnlearnDiffAtk at its default budget spends about a minute per prompt on the CPU and hours on a
-few hundred prompts on a GPU; losing all of it to a crash, an out-of-memory error or a closed
+UnlearnDiffAtk at its default budget spends up to a minute per prompt on mini-canvas on a CPU,
+and hours on a few hundred prompts of a real model on a GPU; losing all of it to a crash, an out-of-memory error or a closed
 laptop lid is not acceptable. After every searched batch the runner appends that batch's
 outcomes (and the seconds they cost) to the journal; a new run with the same settings loads
 them and searches only the prompts not yet done. A prompt's search depends only on its own
@@ -79,13 +79,13 @@ class AttackJournal:
                 try:
                     batch = json.loads(line)
                     outcomes = [Outcome(**o) for o in batch["outcomes"]]
+                    seconds = [float(batch["target_seconds"]), float(batch["search_seconds"])]
                 except (ValueError, KeyError, TypeError):
                     logger.warning("ignoring line %d of %s (cut short by an interrupted write): its prompts are "
                                    "searched again", number, path)
                     continue
                 self.outcomes.update((o.index, o) for o in outcomes)
-                self.seconds[0] += batch["target_seconds"]
-                self.seconds[1] += batch["search_seconds"]
+                self.seconds = [a + b for a, b in zip(self.seconds, seconds)]
 
     def start(self) -> None:
         """Create the folder (the main process, once every process has loaded)."""
