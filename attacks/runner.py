@@ -103,6 +103,7 @@ def run_attack(attack: Attack, model: Backbone, base: Backbone, concept: str, it
     record_settings = {"attacked_components": changed_components(model, base), "model_fingerprint": fingerprint}
     report = _report(attack, model, concept, items, skipped, pre_by_index, found, seconds, judge_info, checker,
                      record_settings)
+    report.record["cost"]["resumed_prompts"] = len(done)  # searched by earlier, interrupted runs of this command
     report.journal = progress_log
     return report
 
