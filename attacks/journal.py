@@ -68,7 +68,7 @@ class AttackJournal:
         for name in sorted(os.listdir(self.folder)):
             if name.startswith("outcomes.") and name.endswith(".jsonl"):
                 self._read(os.path.join(self.folder, name))
-        if self.outcomes:
+        if self.outcomes and self.rank == 0:
             logger.info("resuming: %d prompts already searched (%s)", len(self.outcomes), self.folder)
 
     def _read(self, path: str) -> None:
