@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
+from pipelines.errors import EraseError
+
 from .base import Outcome
 
 logger = logging.getLogger(__name__)
@@ -89,7 +91,11 @@ class AttackJournal:
 
     def start(self) -> None:
         """Create the folder (the main process, once every process has loaded)."""
-        os.makedirs(self.folder, exist_ok=True)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except OSError as error:
+            raise EraseError(f"cannot keep the attack's progress in '{self.root}' ({error.strerror or error}); move "
+                             "what is in the way, or choose another --out") from None
 
     def append(self, outcomes: Iterable[Outcome], target_seconds: float, search_seconds: float) -> None:
         """Record one searched batch durably (flushed and synced before the next batch starts)."""

@@ -14,6 +14,7 @@ from attacks.registry import get_attack
 from attacks.runner import run_attack
 from erase.config import build_config
 from pipelines import backbone_for
+from pipelines.errors import EraseError
 from pipelines.generation import SamplerSettings
 
 ITEMS = as_items([("a star image", 0, 5.0), ("a red circle", 1, 3.0), ("a blue square", 2, 5.0)])
@@ -121,3 +122,10 @@ def test_a_line_torn_by_a_kill_is_searched_again_and_never_glued_to_the_next(tmp
     assert set(journal.outcomes) == {0} and journal.seconds == [1.0, 2.0]
     journal.append([outcome(2)], 1.0, 1.0)
     assert set(AttackJournal(root, "k").outcomes) == {0, 2}
+
+
+def test_a_file_where_the_progress_goes_is_one_clear_error(tmp_path):
+    root = tmp_path / ".out.progress"
+    root.write_text("not a folder")
+    with pytest.raises(EraseError, match="cannot keep the attack's progress in .*choose another --out"):
+        AttackJournal(str(root), "k").start()
