@@ -7,6 +7,9 @@ finished erasure is not trained again. ``cell.json`` is written last; its presen
 the evaluation and the attack through the ``erase eval`` and ``erase attack`` commands
 themselves, so the bench measures exactly what a user running those commands would get.
 
+A stack row's cell (:mod:`eval.bench.stacks`) makes its artifact by merging its parts' artifacts
+(``_erase_stack``) and is evaluated and attacked like the others.
+
 An attacked cell also has ``attack/`` (``attack.json`` and ``adversarial_prompts.jsonl``) and,
 once that folder is complete, ``attack/bench_key.txt`` with the attack key it was run under:
 a folder without it, or with another key, is attacked again; erasure and eval are untouched.
@@ -27,7 +30,7 @@ from typing import Any
 from pipelines.atomic import write_text
 from pipelines.errors import ConfigError
 
-from .cells import Cell, drift_of, read_record, same_model, sample_ms_per_image
+from .cells import Cell, drift_of, is_done, read_record, same_model, sample_ms_per_image
 
 ATTACK_KEY_FILE = "bench_key.txt"
 
@@ -44,6 +47,26 @@ def _erase(cell: Cell, folder: str, pipe: Any, progress: bool) -> None:
     result = method(config).fit(pipe, RunOptions(model_name=cell.model, work_dir=checkpoint_dir(cell, folder), progress=progress))
     result.save(os.path.join(folder, "artifact"), pipeline=False)
     shutil.rmtree(os.path.join(folder, ".checkpoints"), ignore_errors=True)
+
+
+def _erase_stack(cell: Cell, root: str, folder: str, pipe: Any, progress: bool, model_sha256: str | None) -> None:
+    """A stack row's artifact (:mod:`eval.bench.stacks`): its parts' artifacts merged over the base."""
+    from pipelines.stack import merged, stack_parts
+
+    folders = [_part_artifact(part, root, folder, pipe, progress, model_sha256) for part in cell.parts]
+    merged(folders, stack_parts(folders), pipe).save(os.path.join(folder, "artifact"), pipeline=False)
+
+
+def _part_artifact(part: Cell, root: str, folder: str, pipe: Any, progress: bool, model_sha256: str | None) -> str:
+    """The artifact of one part: its own row's finished cell in this bench when there is one (records
+    restored without their artifact do not count), else trained in ``folder/parts/<method>``."""
+    finished = os.path.join(part.folder(root), "artifact")
+    if is_done(part, root, model_sha256) and os.path.exists(os.path.join(finished, "erasure.json")):
+        return finished
+    own = os.path.join(folder, "parts", part.method)
+    if not os.path.exists(os.path.join(own, "artifact")):
+        _erase(part, own, pipe, progress)
+    return os.path.join(own, "artifact")
 
 
 def checkpoint_dir(cell: Cell, folder: str) -> str:
@@ -158,7 +181,10 @@ def run_cell(cell: Cell, root: str, pipe: Any, progress: bool = True, model_sha2
     started = time.perf_counter()
     with alone():
         if not os.path.exists(os.path.join(folder, "artifact")):
-            _erase(cell, folder, pipe, progress)
+            if cell.parts:
+                _erase_stack(cell, root, folder, pipe, progress, model_sha256)
+            else:
+                _erase(cell, folder, pipe, progress)
         if not os.path.exists(os.path.join(folder, "eval")):
             _evaluate(cell, folder, progress)
         if cell.attack is not None and not _attacked(cell, folder):

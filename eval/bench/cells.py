@@ -42,6 +42,7 @@ class Cell:
     attack: dict[str, Any] | None = None  # `erase attack` settings ({"attack": name, flag: value}); None: not attacked
     variant: str | None = None  # a named variant of `method` (eval.bench.variants); None: the method itself
     inputs: dict[str, str] = field(default_factory=dict)  # files the method reads beyond config and model (hashes)
+    parts: tuple["Cell", ...] = ()  # a stack row's cell (eval.bench.stacks): its parts' own cells; its config names them
 
     @property
     def label(self) -> str:

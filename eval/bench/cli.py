@@ -6,6 +6,7 @@
     erase bench --methods esd --attack --out runs/bench-esd   # + UnlearnDiffAtk on the attack subset
     accelerate launch --multi_gpu --num_processes 2 -m erase bench --out runs/bench   # each process takes the next free cell
     erase bench --out runs/bench --records eval/measurements/bench   # records kept to commit; resumes from them
+    erase bench --methods esd,advunlearn,esd+advunlearn --out runs/stack   # + ESD's UNet under AdvUnlearn's text encoder
     erase bench --timing-only --out runs/cost         # seconds/iteration, projected s/concept, memory at SD 1.5 scale
     erase bench --methods doco --targets stripes,star --out runs/ablation \
         --variant doco-off=doco:surgery=off --variant doco-pcgrad=doco:surgery=pcgrad   # one method, three rows
@@ -37,6 +38,7 @@ from pipelines.errors import ConfigError
 
 from .cells import Cell, is_done, read_record, with_eval_columns
 from .records import keep, restore
+from .stacks import is_stack, part_names, stack_cell
 from .variants import parse_variants
 
 logger = logging.getLogger("erase")
@@ -53,7 +55,8 @@ ATTACK_TARGETS = ("solid", "gradient", "split", "circle", "square", "triangle")
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="every method x every target, resumable, with a leaderboard", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, metavar="DIR", help="bench folder (created; an existing one is resumed)")
-    p.add_argument("--methods", default=None, help="comma-separated methods (default: every registered method)")
+    p.add_argument("--methods", default=None, help="comma-separated methods (default: every registered method); "
+                   "methods joined with + are a stack row, e.g. esd+advunlearn (eval/bench/stacks.py)")
     p.add_argument("--targets", default="all", help="all, styles, objects, or comma-separated concept names")
     p.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_TARGETS)} with {QUICK_SEEDS} eval seeds")
     p.add_argument("--seeds", default=None, help="eval seeds: a count or a list (default: erase eval's)")
@@ -93,7 +96,10 @@ def _methods(text: str | None) -> list[str]:
         return list(available())
     names = [m.strip() for m in text.split(",") if m.strip()]
     for name in names:
-        get_method(name)  # unknown names fail here, with the list of known ones
+        if is_stack(name):
+            part_names(name)  # each part must be a method, as below
+        else:
+            get_method(name)  # unknown names fail here, with the list of known ones
     return names
 
 
@@ -176,16 +182,23 @@ def plan_cells(args) -> list[Cell]:
     attack = attack_settings(args)
     attacked = {spec.canonical(name) for name in args.attack_targets.split(",") if name.strip()} if attack else set()
     rows = [(name, None) for name in _methods(args.methods)] + [(v.method, v) for v in parse_variants(args.variant)]
-    cells = []
-    for name, variant in rows:
+
+    def cell_of(name: str, variant, target: str, attack: dict | None) -> Cell:
         method = get_method(name)
         values = files.get(name) if variant is None else {**(files.get(name) or {}), **variant.overrides}
+        config = build_config(method.config_class, values, concepts=[target])
+        return Cell(method=name, target=target, kind=spec.kind(target), config=config.key_values(),
+                    method_version=method.version, model=args.model, eval_settings=eval_settings, attack=attack,
+                    variant=variant and variant.name, inputs=method(config).external_inputs())
+
+    cells = []
+    for name, variant in rows:
         for target in _targets(args.targets, args.quick, spec):
-            config = build_config(method.config_class, values, concepts=[target])
-            cells.append(Cell(method=name, target=target, kind=spec.kind(target), config=config.key_values(),
-                              method_version=method.version, model=args.model, eval_settings=eval_settings,
-                              attack=attack if target in attacked else None, variant=variant and variant.name,
-                              inputs=method(config).external_inputs()))
+            cell_attack = attack if target in attacked else None
+            if is_stack(name):
+                cells.append(stack_cell([cell_of(part, None, target, None) for part in part_names(name)], cell_attack))
+            else:
+                cells.append(cell_of(name, variant, target, cell_attack))
     if attack and not any(c.attack for c in cells):
         logger.warning("--attack: none of the planned targets is in --attack-targets (%s); nothing is attacked",
                        args.attack_targets)
@@ -202,6 +215,10 @@ def run(args) -> int:
     if args.timing_only:
         from .cost import run as run_timing
 
+        stacks = [name for name in _methods(args.methods) if is_stack(name)]
+        if stacks:
+            raise ConfigError(f"--timing-only times training, and a stack row ({stacks[0]}) trains nothing of its own: "
+                              "time its parts (--methods " + ",".join(part_names(stacks[0])) + ")")
         if args.timing_iterations < 1:
             raise ConfigError(f"--timing-iterations must be at least 1, got {args.timing_iterations}")
         return run_timing(args, _methods(args.methods))

@@ -24,6 +24,8 @@ from typing import Any
 
 from pipelines.errors import ConfigError
 
+from .stacks import is_stack
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 FORM = "NAME=METHOD[:KEY=VALUE,...], e.g. doco-off=doco:surgery=off"
 
@@ -49,6 +51,9 @@ def parse_variant(entry: str) -> Variant:
         raise ConfigError(f"--variant {entry!r}: the name {name!r} names a folder; use letters, digits, '.', '_' and '-' ({FORM})")
     if name in available():
         raise ConfigError(f"--variant {entry!r}: {name!r} is a method's own name, whose cells it would share; pick another name")
+    if is_stack(method):
+        raise ConfigError(f"--variant {entry!r}: a stack row has no options of its own; its parts take their methods' "
+                          "--method-config METHOD=FILE")
     cls = get_method(method)  # an unknown method fails here with the list of known ones
     overrides: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in options.split(","))):
