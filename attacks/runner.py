@@ -103,7 +103,10 @@ def run_attack(attack: Attack, model: Backbone, base: Backbone, concept: str, it
     record_settings = {"attacked_components": changed_components(model, base), "model_fingerprint": fingerprint}
     report = _report(attack, model, concept, items, skipped, pre_by_index, found, seconds, judge_info, checker,
                      record_settings)
-    report.record["cost"]["resumed_prompts"] = len(done)  # searched by earlier, interrupted runs of this command
+    # What earlier, interrupted runs of this command searched, and the seconds they spent on it (the
+    # command's own wall_seconds is this run's only).
+    report.record["cost"]["resumed_prompts"] = len(done)
+    report.record["cost"]["resumed_seconds"] = round(sum(progress_log.seconds), 3) if progress_log else 0.0
     report.journal = progress_log
     return report
 

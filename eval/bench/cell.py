@@ -145,7 +145,11 @@ def _robustness(cell: Cell, folder: str) -> dict[str, Any] | None:
         return None
     record = _read(os.path.join(folder, "attack", "attack.json"))
     keys = ("attack", "pre_asr", "asr", "budget", "seconds_per_prompt", "counts")
-    return {**{k: record.get(k) for k in keys}, "seconds": record["cost"].get("wall_seconds"), "key": cell.attack_key}
+    cost = record["cost"]
+    seconds = cost.get("wall_seconds")
+    if seconds is not None:  # a resumed attack's own wall time plus what its interrupted runs spent
+        seconds = round(seconds + cost.get("resumed_seconds", 0.0), 2)
+    return {**{k: record.get(k) for k in keys}, "seconds": seconds, "key": cell.attack_key}
 
 
 def _read(path: str) -> dict[str, Any]:

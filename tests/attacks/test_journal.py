@@ -83,6 +83,7 @@ def test_a_killed_attack_resumes_where_it_stopped(memory_pipe, tmp_path, monkeyp
     assert [r["adversarial_ids"] for r in resumed.adversarial] == [r["adversarial_ids"] for r in whole.adversarial]
     assert resumed.record["cost"]["search_seconds"] > 0 and resumed.record["counts"]["failures"] == 3
     assert (resumed.record["cost"]["resumed_prompts"], whole.record["cost"]["resumed_prompts"]) == (1, 0)
+    assert resumed.record["cost"]["resumed_seconds"] > 0 and whole.record["cost"]["resumed_seconds"] == 0
     resumed.journal.finish()
     assert not os.path.exists(journal)
 

@@ -32,7 +32,8 @@ class FakeCommands:
         score = 10.0 * len(method)  # differs between rows, the same on a rerun
         record = ({"metrics": {k: score for k in ("ua", "ira", "cra", "fid", "clip")}, "ci": {}, "cost": {}}
                   if module == "eval.cli" else
-                  {"attack": argv[1], "pre_asr": 0.0, "asr": score, "counts": {}, "cost": {"wall_seconds": 1.0}})
+                  {"attack": argv[1], "pre_asr": 0.0, "asr": score, "counts": {},
+                   "cost": {"wall_seconds": 1.0, "resumed_seconds": 2.5}})
         with open(os.path.join(out, name), "w", encoding="utf-8") as f:
             json.dump(record, f)
 
@@ -76,6 +77,7 @@ def test_a_stack_row_merges_its_parts_and_takes_a_finished_part_from_its_own_row
                                              ("eval.cli", "esd+advunlearn"), ("attacks.cli", "esd+advunlearn")])
     record = json.loads((out / "esd+advunlearn" / "star" / "cell.json").read_text())
     assert record["method"] == "esd+advunlearn" and record["robustness"]["asr"] == 140.0
+    assert record["cost"]["attack_seconds"] == 3.5  # a resumed attack's seconds count its interrupted runs too
     assert [p["method"] for p in record["config"]["stack"]] == ["esd", "advunlearn"]
     board = json.loads((tmp_path / "bench" / "leaderboard.json").read_text())["leaderboard"]
     assert set(board) == {"esd", "esd+advunlearn"}
