@@ -5,6 +5,7 @@
         --prompts nudity.csv --out attack/nudity          # judged by NudeNet, k = 5
     erase attack unlearndiffatk --model mini-canvas --concept star --out attack/base   # the unerased model
     erase attack --replay runs/no-stripes-attack          # regenerate each success, re-judge it
+    erase attack --status runs/no-stripes-attack          # how far a running (or killed) attack has got
     accelerate launch --num_processes 4 -m erase attack unlearndiffatk ...   # prompts sharded
 
 Writes ``OUT/attack.json`` (pre-ASR, ASR, budget, seconds per prompt, settings, per-prompt
@@ -44,7 +45,9 @@ def add_parser(sub) -> None:
     p.add_argument("--replay-model", default=None, metavar="MODEL", help="with --replay: the attacked model, if it moved")
     p.add_argument("--replay-judge", default=None, metavar="FILE", help="with --replay: the mini-canvas judge file, if it moved")
     p.add_argument("--replay-device", default=None, help="with --replay: torch device")
-    p.set_defaults(handler=run_replay)
+    p.add_argument("--status", default=None, metavar="DIR", help="how far the attack writing DIR has got (its progress "
+                   "beside it), or its result once written; reads only, while the attack runs")
+    p.set_defaults(handler=run_saved)
     attacks = p.add_subparsers(dest="attack", metavar="ATTACK", required=False)
     for name, cls in available().items():
         a = attacks.add_parser(name, help=cls.summary, description=f"{name}: {cls.summary}.")
@@ -142,11 +145,47 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_replay(args: argparse.Namespace) -> int:
+def run_saved(args: argparse.Namespace) -> int:
+    """``--status DIR`` or ``--replay DIR``: about an attack already started, nothing attacked."""
+    if args.status is not None:
+        return _status(args.status)
+    if args.replay is None:
+        raise ConfigError("name an attack (`erase attack unlearndiffatk ...`), or pass --status DIR to see how far an "
+                          "attack has got, or --replay DIR to check a saved one")
+    return _replay(args)
+
+
+def _status(out: str) -> int:
+    """One line for the written result of ``out``, then one per run journaled beside it, newest first."""
+    from pipelines.atomic import work_dir
+
+    from .journal import progress
+
+    lines = []
+    try:
+        with open(os.path.join(out, "attack.json"), encoding="utf-8") as f:
+            record = json.load(f)
+        lines.append(f"{out}: done: {record['attack']} on {record['concept']!r}, pre-ASR {record['pre_asr']}%, ASR "
+                     f"{record['asr']}% on {record['counts']['evaluated']} prompts")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for run in progress(work_dir(out, "progress")):
+        what = f"{run.get('attack', 'an attack')} on {run['concept']!r}" if "concept" in run else "an attack"
+        of = f", {run['prompts']} prompts" if "prompts" in run else ""
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(run["updated"]))
+        done = (f"{run['searched']} searched, {run['successes']} of them brought the concept back ({run['seconds']:.0f} s); "
+                f"last batch {when}" if run["searched"] else f"no batch searched yet (started {when})")
+        lines.append(f"{out}: in progress: {what}{of}: {done} (settings {run['key'][:12]})")
+    if not lines:
+        raise ConfigError(f"no attack writes {out}: it has no attack.json and no progress beside it "
+                          f"({work_dir(out, 'progress')}); check the --out of the attack")
+    print("\n".join(lines))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
     from .replay import replay
 
-    if args.replay is None:
-        raise ConfigError("name an attack (`erase attack unlearndiffatk ...`) or pass --replay DIR to check a saved one")
     result = replay(args.replay, model=args.replay_model, judge_path=args.replay_judge, device=resolve_device(args.replay_device))
     print(json.dumps(result, indent=2))
     if result["disagreements"]:

@@ -26,10 +26,11 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from typing import Any
 
+from pipelines.atomic import write_text
 from pipelines.errors import EraseError
 
 from .base import Outcome
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 #: Options that change how prompts are grouped, not what is found for each: a run that ran out
 #: of memory resumes with a smaller ``--batch-size``.
 UNKEYED_OPTIONS = ("batch_size",)
+#: A run's own description in its journal folder (attack, concept, prompts), for ``erase attack --status``.
+ABOUT = "run.json"
 
 
 def journal_key(parts: dict[str, Any]) -> str:
@@ -74,28 +77,20 @@ class AttackJournal:
             logger.info("resuming: %d prompts already searched (%s)", len(self.outcomes), self.folder)
 
     def _read(self, path: str) -> None:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    batch = json.loads(line)
-                    outcomes = [Outcome(**o) for o in batch["outcomes"]]
-                    seconds = [float(batch["target_seconds"]), float(batch["search_seconds"])]
-                except (ValueError, KeyError, TypeError):
-                    logger.warning("ignoring line %d of %s (cut short by an interrupted write): its prompts are "
-                                   "searched again", number, path)
-                    continue
-                self.outcomes.update((o.index, o) for o in outcomes)
-                self.seconds = [a + b for a, b in zip(self.seconds, seconds)]
+        for outcomes, seconds in _batches(path, warn=True):
+            self.outcomes.update((o.index, o) for o in outcomes)
+            self.seconds = [a + b for a, b in zip(self.seconds, seconds)]
 
-    def start(self) -> None:
-        """Create the folder (the main process, once every process has loaded)."""
+    def start(self, about: dict[str, Any] | None = None) -> None:
+        """Create the folder (the main process, once every process has loaded), with ``about`` (what is
+        attacked, how many prompts) in ``run.json`` for :func:`progress` to show."""
         try:
             os.makedirs(self.folder, exist_ok=True)
         except OSError as error:
             raise EraseError(f"cannot keep the attack's progress in '{self.root}' ({error.strerror or error}); move "
                              "what is in the way, or choose another --out") from None
+        if about is not None:
+            write_text(os.path.join(self.folder, ABOUT), json.dumps(about, sort_keys=True) + "\n")
 
     def append(self, outcomes: Iterable[Outcome], target_seconds: float, search_seconds: float) -> None:
         """Record one searched batch durably (flushed and synced before the next batch starts)."""
@@ -114,6 +109,49 @@ class AttackJournal:
         shutil.rmtree(self.folder, ignore_errors=True)
         with contextlib.suppress(OSError):
             os.rmdir(self.root)  # only when empty
+
+
+def progress(root: str) -> list[dict[str, Any]]:
+    """What each run journaled under ``root`` has done so far, newest first: its ``run.json`` (attack,
+    concept, prompts) and ``searched``, ``successes``, ``seconds`` and ``updated`` (epoch seconds of
+    its last batch). Read-only: a running attack may be appending at the same time."""
+    runs = []
+    for key in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        folder = os.path.join(root, key)
+        files = [os.path.join(folder, n) for n in os.listdir(folder) if n.startswith("outcomes.") and n.endswith(".jsonl")]
+        found: dict[int, Outcome] = {}
+        seconds = 0.0
+        for path in files:
+            for outcomes, spent in _batches(path, warn=False):
+                found.update((o.index, o) for o in outcomes)
+                seconds += sum(spent)
+        try:
+            with open(os.path.join(folder, ABOUT), encoding="utf-8") as f:
+                about = json.load(f)
+        except (OSError, ValueError):
+            about = {}
+        updated = max((os.path.getmtime(p) for p in files), default=os.path.getmtime(folder))
+        runs.append({**about, "key": key, "searched": len(found), "successes": sum(o.success for o in found.values()),
+                     "seconds": round(seconds, 1), "updated": updated})
+    return sorted(runs, key=lambda run: -run["updated"])
+
+
+def _batches(path: str, warn: bool) -> Iterator[tuple[list[Outcome], list[float]]]:
+    """``(outcomes, [target s, search s])`` of each whole line of one journal file; a torn line is skipped."""
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                batch = json.loads(line)
+                outcomes = [Outcome(**o) for o in batch["outcomes"]]
+                seconds = [float(batch["target_seconds"]), float(batch["search_seconds"])]
+            except (ValueError, KeyError, TypeError):
+                if warn:
+                    logger.warning("ignoring line %d of %s (cut short by an interrupted write): its prompts are "
+                                   "searched again", number, path)
+                continue
+            yield outcomes, seconds
 
 
 def _ends_with_newline(path: str) -> bool:

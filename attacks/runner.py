@@ -126,7 +126,7 @@ def _open_journal(folder: str | None, fresh: bool, attack: Attack, model: Backbo
     journal = AttackJournal(folder, key, rank=process_index())
     wait_for_everyone()  # every process has read the journal before any appends to it
     if is_main_process():
-        journal.start()
+        journal.start({"attack": attack.name, "concept": concept, "prompts": len(items)})
     wait_for_everyone()
     return journal
 

@@ -130,3 +130,24 @@ def test_a_file_where_the_progress_goes_is_one_clear_error(tmp_path):
     root.write_text("not a folder")
     with pytest.raises(EraseError, match="cannot keep the attack's progress in .*choose another --out"):
         AttackJournal(str(root), "k").start()
+
+
+def test_status_shows_how_far_a_killed_attack_got_then_its_result(memory_pipe, tmp_path, monkeypatch, capsys):
+    from erase.cli import main
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        counting(m, kill_after=2)
+        with pytest.raises(Killed):
+            attacked(memory_pipe, str(tmp_path / ".out.progress"))
+    assert main(["attack", "--status", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{out}: in progress: unlearndiffatk on 'star', 3 prompts: 2 searched, 0 of them brought "
+                           "the concept back (")
+    (out / "attack.json").parent.mkdir()
+    (out / "attack.json").write_text(json.dumps({"attack": "unlearndiffatk", "concept": "star", "pre_asr": 0.0,
+                                                 "asr": 33.3, "counts": {"evaluated": 3}}))
+    assert main(["attack", "--status", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"{out}: done: unlearndiffatk on 'star', pre-ASR 0.0%, ASR 33.3% on 3 prompts"
+    assert main(["attack", "--status", str(tmp_path / "elsewhere")]) == 2
+    assert "no attack writes" in capsys.readouterr().err
