@@ -75,7 +75,9 @@ def run_attack(attack: Attack, model: Backbone, base: Backbone, concept: str, it
         logger.info("skipping prompt %d: %s", index, reason)
     checker = Checker(model, judge, concept, sampler, batch_size=attack.config.batch_size)
     fingerprint = model_fingerprint(model)
-    progress_log = _open_journal(journal, fresh, attack, model, base, fingerprint, concept, items, checker, judge_info)
+    # The base's weights are hashed once, here, for both the journal's key and the image cache's.
+    base_fingerprint = fingerprint if base is model else model_fingerprint(base)
+    progress_log = _open_journal(journal, fresh, attack, fingerprint, base_fingerprint, concept, items, checker, judge_info)
     done = progress_log.outcomes if progress_log else {}
     share = my_share([item for item in items if item.index not in skipped and item.index not in done])
     show = progress and is_main_process()
@@ -86,7 +88,7 @@ def run_attack(attack: Attack, model: Backbone, base: Backbone, concept: str, it
     searched = [item for item, success in zip(share, pre) if not success]
     logger.info("%d of %d prompts already show %r unattacked; searching %d", int(pre.sum()), len(share),
                 concept, len(searched))
-    cache = image_cache(cache_root, base, sampler) if cache_root and searched else None
+    cache = image_cache(cache_root, base, sampler, base_fingerprint) if cache_root and searched else None
     outcomes, target_seconds, search_seconds = _search(attack, model, base, searched, sampler, cache, checker, show,
                                                        progress_log)
 
@@ -111,14 +113,14 @@ def run_attack(attack: Attack, model: Backbone, base: Backbone, concept: str, it
     return report
 
 
-def _open_journal(folder: str | None, fresh: bool, attack: Attack, model: Backbone, base: Backbone, fingerprint: str,
+def _open_journal(folder: str | None, fresh: bool, attack: Attack, fingerprint: str, base_fingerprint: str,
                   concept: str, items: Sequence[PromptItem], checker: Checker,
                   judge_info: dict[str, Any]) -> AttackJournal | None:
     """This run's journal under ``folder`` (loaded by every process, created by the main one), or None."""
     if folder is None:
         return None
     key = journal_key({"attack": attack.name, "options": keyed_options(attack.config.to_dict()), "concept": concept,
-                       "model": fingerprint, "base": fingerprint if base is model else model_fingerprint(base),
+                       "model": fingerprint, "base": base_fingerprint,
                        "prompts": [asdict(item) for item in items], "sampler": checker.describe(), "judge": judge_info})
     if fresh and is_main_process():
         shutil.rmtree(folder, ignore_errors=True)

@@ -123,11 +123,13 @@ def model_fingerprint(backbone: Backbone) -> str:
     return module_sha256({"unet": backbone.unet, "text_encoder": backbone.text_encoder, "vae": backbone.vae})
 
 
-def image_cache(root: str, backbone: Backbone, sampler: SamplerSettings) -> ImageCache:
+def image_cache(root: str, backbone: Backbone, sampler: SamplerSettings, fingerprint: str | None = None) -> ImageCache:
     """The cache of one model under one sampler (guidance is per item, so not part of the key).
 
     The sampler part is what the model is really drawn with: a one-step generator's images are
-    keyed by its one step, never under the multi-step settings it ignores.
+    keyed by its one step, never under the multi-step settings it ignores. ``fingerprint``: the
+    model's :func:`model_fingerprint` when the caller has just computed it (hashing SD's weights
+    takes seconds); computed here otherwise.
     """
     import diffusers
 
@@ -137,7 +139,7 @@ def image_cache(root: str, backbone: Backbone, sampler: SamplerSettings) -> Imag
         "scheduler": json.loads(json.dumps(dict(backbone.pipe.scheduler.config), default=str)),
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__},
     }
-    return ImageCache(root, model_fingerprint(backbone), settings)
+    return ImageCache(root, fingerprint or model_fingerprint(backbone), settings)
 
 
 def generate_cached(backbone: Backbone, items: Sequence[Item], sampler: SamplerSettings,
