@@ -62,7 +62,7 @@ def merged(folders: list[str], parts: list[ErasureResult], base: Any) -> Erasure
         seed=first["seed"],
         base_model=first["base"]["model"],
         base_fingerprint=fingerprint,
-        cost={"train_seconds": round(sum(p.record.get("cost", {}).get("train_seconds", 0.0) for p in parts), 3)},
+        cost=_parts_cost(parts),
     )
     record["base"] = {**first["base"], "fingerprint": fingerprint}  # the first part's name and path, as recorded
     record["stack"] = [{"path": folder, "method": part.method, "concepts": part.concepts, "seed": part.record["seed"],
@@ -70,6 +70,20 @@ def merged(folders: list[str], parts: list[ErasureResult], base: Any) -> Erasure
     result = ErasureResult(tensors=tensors, record=record, base_pipe=base)
     record["cost"]["artifact_mb"] = round(result.size_mb, 3)
     return result
+
+
+def _parts_cost(parts: list[ErasureResult]) -> dict[str, float]:
+    """What making the parts cost, one after the other: seconds summed, peak memory the largest part's
+    (keys a part lacks are left out rather than counted as zero)."""
+    costs = [p.record.get("cost", {}) for p in parts]
+    cost = {}
+    for key in ("train_seconds", "wall_seconds", "data_seconds"):
+        if all(key in c for c in costs):
+            cost[key] = round(sum(c[key] for c in costs), 3)
+    for key in ("peak_rss_mb", "peak_gpu_mb"):
+        if all(key in c for c in costs):
+            cost[key] = max(c[key] for c in costs)
+    return cost
 
 
 def stack(folders: list[str], *, device: str | torch.device | None = None,

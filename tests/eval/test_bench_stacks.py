@@ -72,7 +72,11 @@ def test_a_stack_row_merges_its_parts_and_takes_a_finished_part_from_its_own_row
     assert not (out / "esd+advunlearn" / "star" / "parts" / "esd").exists()
     esd = ErasureResult.load(esd_path)
     assert all(torch.equal(stacked.tensors[name], t) for name, t in esd.tensors.items())
-    assert set(stacked.tensors) == set(esd.tensors) | set(ErasureResult.load(adv_path).tensors)
+    adv = ErasureResult.load(adv_path)
+    assert set(stacked.tensors) == set(esd.tensors) | set(adv.tensors)
+    costs = [esd.record["cost"], adv.record["cost"]]  # making the stack cost both trainings, one after the other
+    assert stacked.record["cost"]["train_seconds"] == pytest.approx(sum(c["train_seconds"] for c in costs), abs=2e-3)
+    assert stacked.record["cost"]["peak_rss_mb"] == max(c["peak_rss_mb"] for c in costs)
     assert sorted(commands.calls) == sorted([("eval.cli", "esd"), ("attacks.cli", "esd"),
                                              ("eval.cli", "esd+advunlearn"), ("attacks.cli", "esd+advunlearn")])
     record = json.loads((out / "esd+advunlearn" / "star" / "cell.json").read_text())
