@@ -39,7 +39,7 @@ from pipelines.errors import ConfigError
 from .cells import Cell, is_done, read_record, with_eval_columns
 from .records import keep, restore
 from .stacks import is_stack, part_names, stack_cell
-from .variants import parse_variants
+from .variants import Variant, parse_variants
 
 logger = logging.getLogger("erase")
 
@@ -183,22 +183,22 @@ def plan_cells(args) -> list[Cell]:
     attacked = {spec.canonical(name) for name in args.attack_targets.split(",") if name.strip()} if attack else set()
     rows = [(name, None) for name in _methods(args.methods)] + [(v.method, v) for v in parse_variants(args.variant)]
 
-    def cell_of(name: str, variant, target: str, attack: dict | None) -> Cell:
+    def cell_of(name: str, variant: Variant | None, target: str, attacked_with: dict | None) -> Cell:
         method = get_method(name)
         values = files.get(name) if variant is None else {**(files.get(name) or {}), **variant.overrides}
         config = build_config(method.config_class, values, concepts=[target])
         return Cell(method=name, target=target, kind=spec.kind(target), config=config.key_values(),
-                    method_version=method.version, model=args.model, eval_settings=eval_settings, attack=attack,
+                    method_version=method.version, model=args.model, eval_settings=eval_settings, attack=attacked_with,
                     variant=variant and variant.name, inputs=method(config).external_inputs())
 
     cells = []
     for name, variant in rows:
         for target in _targets(args.targets, args.quick, spec):
-            cell_attack = attack if target in attacked else None
-            if is_stack(name):
-                cells.append(stack_cell([cell_of(part, None, target, None) for part in part_names(name)], cell_attack))
+            attacked_with = attack if target in attacked else None
+            if is_stack(name):  # its parts are the plain rows' cells of the target, never attacked themselves
+                cells.append(stack_cell([cell_of(part, None, target, None) for part in part_names(name)], attacked_with))
             else:
-                cells.append(cell_of(name, variant, target, cell_attack))
+                cells.append(cell_of(name, variant, target, attacked_with))
     if attack and not any(c.attack for c in cells):
         logger.warning("--attack: none of the planned targets is in --attack-targets (%s); nothing is attacked",
                        args.attack_targets)
