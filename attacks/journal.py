@@ -118,6 +118,8 @@ def progress(root: str) -> list[dict[str, Any]]:
     runs = []
     for key in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         folder = os.path.join(root, key)
+        if not os.path.isdir(folder):
+            continue  # not a run's progress (the journal only makes folders here)
         files = [os.path.join(folder, n) for n in os.listdir(folder) if n.startswith("outcomes.") and n.endswith(".jsonl")]
         found: dict[int, Outcome] = {}
         seconds = 0.0

@@ -140,6 +140,7 @@ def test_status_shows_how_far_a_killed_attack_got_then_its_result(memory_pipe, t
         counting(m, kill_after=2)
         with pytest.raises(Killed):
             attacked(memory_pipe, str(tmp_path / ".out.progress"))
+    (tmp_path / ".out.progress" / "notes.txt").write_text("a stray file is not a run")
     assert main(["attack", "--status", str(out)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{out}: in progress: unlearndiffatk on 'star', 3 prompts: 2 searched, 0 of them brought "
