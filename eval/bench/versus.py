@@ -57,11 +57,12 @@ def table(cells: list[dict[str, Any]], methods: list[str], against: str, bar: Ba
     for target in targets:
         reference = found[(against, target)]
         cells_of_target = []
+        for method in (against, *methods):
+            if found[(method, target)]["robustness"].get("budget") != budget:
+                raise ConfigError(f"{method} on {target} was attacked under another budget than {against} on "
+                                  f"{targets[0]}; rerun the bench with one attack budget for every row and target")
         for method in methods:
             row = found[(method, target)]
-            if row["robustness"].get("budget") != budget or reference["robustness"].get("budget") != budget:
-                raise ConfigError(f"{method} on {target} was attacked under another budget than {against}'s; rerun the "
-                                  "bench with one attack budget for every row")
             ok = bar.holds(row, reference)
             held[method] += ok
             m = row["metrics"]
