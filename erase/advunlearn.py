@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -53,10 +54,13 @@ import torch.nn.functional as F
 
 from attacks.insertion import INSERTIONS
 from attacks.softprompt import SoftPromptAttack
-from pipelines.backbone import Backbone
+from pipelines.backbone import Backbone, backbone_for
+from pipelines.artifact import TENSORS_FILE, ErasureResult
 from pipelines.errors import ConfigError
-from pipelines.params import swapped
+from pipelines.fingerprint import file_sha256, tensors_sha256
+from pipelines.params import preset_components, resolve_tensors, swapped
 from pipelines.sampling import sample_until
+from pipelines.stack import parts_cost
 
 from .config import MethodConfig, option
 from .esd import negatively_guided
@@ -118,6 +122,9 @@ class AdvUnlearnConfig(MethodConfig):
     retain_prompts: str | None = option(None, "text file of retain prompts, one per line (default: mini-canvas: the world's "
                                         "other prompts; else 'a photo of a {COCO object}')")
     retain_filter: bool = option(True, "drop retain prompts that share a word with the concept (the official filtered set)")
+    unet_from: str | None = option(None, "an erasure artifact that changes only the UNet (ESD's, say): train the text encoder "
+                                   "in front of that erased UNet, the targets and the attacker's goal staying the base "
+                                   "model's; the result holds both edits", keyed=False)
 
     def validate(self) -> None:
         if self.preset == "official":
@@ -135,6 +142,13 @@ class AdvUnlearnConfig(MethodConfig):
                               "lower --warmup (or use `erase run esd` for plain ESD)")
         if self.attack_insertion not in INSERTIONS:
             raise ConfigError(f"--attack-insertion must be one of {', '.join(INSERTIONS)}")
+        if self.unet_from is not None:
+            if not os.path.isfile(os.path.join(self.unet_from, TENSORS_FILE)):
+                raise ConfigError(f"--unet-from {self.unet_from!r} is not an erasure artifact folder (no {TENSORS_FILE}); "
+                                  "pass the folder `erase run esd --out DIR` wrote")
+            if "unet" in preset_components(self.params):
+                raise ConfigError(f"--unet-from keeps that UNet fixed and trains the text encoder; --params {self.params} "
+                                  "trains UNet tensors too: pick a text-encoder preset (te-full, te-ffn, te-attn, te-layers:I-J)")
 
 
 @register
@@ -151,6 +165,11 @@ class AdvUnlearn(ErasureMethod):
         source="algorithms.md §3 Defaults (README and code)",
     )
     config: AdvUnlearnConfig
+
+    def __init__(self, config: AdvUnlearnConfig) -> None:
+        super().__init__(config)
+        self.under_live: dict[str, torch.Tensor] = {}  # --unet-from's tensors in the pipeline (holding its values)
+        self.under_base: dict[str, torch.Tensor] = {}  # ... and their base values, for the frozen model
 
     def _retain_pool(self) -> tuple[list[str], str]:
         cfg = self.config
@@ -189,8 +208,10 @@ class AdvUnlearn(ErasureMethod):
 
     # --- pieces of one iteration ------------------------------------------------------------
     def _frozen(self) -> contextlib.AbstractContextManager:
-        """The original model's UNet (a no-op when only the text encoder trains)."""
-        return swapped(self.unet_params, self.unet_originals) if self.unet_params else contextlib.nullcontext()
+        """The original model's UNet: the base values of the trained UNet tensors and of ``--unet-from``'s
+        (a no-op when only the text encoder trains, over the base UNet)."""
+        live, base = {**self.unet_params, **self.under_live}, {**self.unet_originals, **self.under_base}
+        return swapped(live, base) if live else contextlib.nullcontext()
 
     def _retain_indices(self, step: int) -> list[int]:
         """``retain_batch`` pool indices for ``step``: consecutive slices of per-pass shuffles."""
@@ -207,7 +228,7 @@ class AdvUnlearn(ErasureMethod):
         cfg, bb = self.config, self.backbone
         stop = int(torch.randint(cfg.ddim_steps, (1,), generator=generator))
         z = bb.noise(conds.shape[0], generator)
-        with torch.no_grad():
+        with torch.no_grad(), swapped(self.under_live, self.under_base):  # x_t from the base UNet, not --unet-from's
             return sample_until(bb, conds, guidance=cfg.start_guidance, num_steps=cfg.ddim_steps, stop_index=stop,
                                 latents=z, uncond=self.frozen_uncond)
 
@@ -269,9 +290,56 @@ class AdvUnlearn(ErasureMethod):
         return {**super().plan(pipe), "warmup": cfg.warmup, "attacks": attacks, "attacker_steps": attacks * cfg.attack_steps,
                 "retain_prompts": len(pool), "retain_source": source}
 
+    def external_inputs(self) -> dict[str, str]:
+        """``--unet-from``'s tensors: a bench cell keyed on its path alone would survive retraining it."""
+        folder = self.config.unet_from
+        return {} if folder is None else {"unet_from": file_sha256(os.path.join(folder, TENSORS_FILE))}
+
+    def _load_under(self, pipe: Any) -> ErasureResult | None:
+        """The ``--unet-from`` artifact, checked: a multi-step erasure of the UNet alone, made from ``pipe``."""
+        folder = self.config.unet_from
+        if folder is None:
+            return None
+        under = ErasureResult.load(folder)
+        if under.components != {"unet"} or under.t_init is not None:
+            kind = "a one-step generator" if under.t_init is not None else f"changes the {' and '.join(sorted(under.components))}"
+            raise ConfigError(f"--unet-from {folder}: that {under.method} artifact {kind}; it must be a multi-step erasure "
+                              "of the UNet alone (ESD's, SalUn's), since the text encoder is what AdvUnlearn trains")
+        under.check_base(pipe)
+        return under
+
     def fit(self, pipe: Any, run=None):
-        result = super().fit(pipe, run)
+        """The shared template (in front of ``--unet-from``'s UNet when given), plus the attacker's record."""
+        under = self._load_under(pipe)
+        if under is None:
+            result = super().fit(pipe, run)
+        else:
+            self.under_live = resolve_tensors(backbone_for(pipe).components, list(under.tensors))
+            self.under_base = {n: t.detach().clone() for n, t in self.under_live.items()}
+            try:
+                with under.applied(pipe):
+                    result = super().fit(pipe, run)
+            finally:
+                self.under_live, self.under_base = {}, {}
+            result = _holding(result, under, pipe)
         result.record["data"] = {"retain_prompts": len(self.pool), "retain_source": self.retain_source}
         result.record["attack"] = {"count": len(self.attack_losses),
                                    "losses": [{"step": s, "first": round(a, 6), "last": round(b, 6)} for s, a, b in self.attack_losses]}
         return result
+
+
+def _holding(result: ErasureResult, under: ErasureResult, base: Any) -> ErasureResult:
+    """``result`` (the text encoder) with ``under``'s UNet tensors: one artifact that is the whole model.
+
+    Its base fingerprint covers both sets of tensors, its cost is both trainings' (``under``'s own is
+    kept in the ``unet_from`` block), so a bench row of it pays for the UNet it stands on.
+    """
+    tensors = {**under.tensors, **result.tensors}
+    record = result.record
+    record["base"]["fingerprint"] = tensors_sha256(resolve_tensors(backbone_for(base).components, list(tensors)))
+    record["unet_from"] = {"path": record["config"]["unet_from"], "method": under.method, "concepts": under.concepts,
+                           "config": under.record["config"], "cost": under.record.get("cost", {})}
+    record["cost"] = parts_cost([under, result])
+    merged = ErasureResult(tensors=tensors, record=record, base_pipe=base)
+    record["cost"]["artifact_mb"] = round(merged.size_mb, 3)
+    return merged

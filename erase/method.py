@@ -191,7 +191,8 @@ class ErasureMethod(ABC):
         return record
 
     def _fingerprint(self, base_fingerprint: str, run: RunOptions) -> str:
-        payload = json.dumps([self.name, self.config.to_dict(), base_fingerprint, run.mixed_precision], sort_keys=True, default=str)
+        payload = json.dumps([self.name, self.config.to_dict(), base_fingerprint, run.mixed_precision, self.external_inputs()],
+                             sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 

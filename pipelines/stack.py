@@ -62,7 +62,7 @@ def merged(folders: list[str], parts: list[ErasureResult], base: Any) -> Erasure
         seed=first["seed"],
         base_model=first["base"]["model"],
         base_fingerprint=fingerprint,
-        cost=_parts_cost(parts),
+        cost=parts_cost(parts),
     )
     record["base"] = {**first["base"], "fingerprint": fingerprint}  # the first part's name and path, as recorded
     record["stack"] = [{"path": folder, "method": part.method, "concepts": part.concepts, "seed": part.record["seed"],
@@ -72,7 +72,7 @@ def merged(folders: list[str], parts: list[ErasureResult], base: Any) -> Erasure
     return result
 
 
-def _parts_cost(parts: list[ErasureResult]) -> dict[str, float]:
+def parts_cost(parts: list[ErasureResult]) -> dict[str, float]:
     """What making the parts cost, one after the other: seconds summed, peak memory the largest part's
     (keys a part lacks are left out rather than counted as zero)."""
     costs = [p.record.get("cost", {}) for p in parts]

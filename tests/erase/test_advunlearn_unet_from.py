@@ -1,0 +1,101 @@
+"""AdvUnlearn ``--unet-from``: the text encoder trained in front of another erasure's UNet."""
+
+import pytest
+import torch
+
+from erase import AdvUnlearnConfig, RunOptions
+from erase.advunlearn import AdvUnlearn
+from pipelines import ErasureResult, backbone_for, new_record
+from pipelines.backbone import Backbone
+from pipelines.errors import BaseMismatchError, ConfigError
+from pipelines.fingerprint import tensors_sha256
+from pipelines.params import resolve_tensors, select_parameters
+
+QUICK = {"steps": 3, "warmup": 1, "ddim_steps": 3, "attack_steps": 2, "retain_batch": 2, "lr": 1e-2}
+
+
+def save_edit(pipe, folder, preset="esd-x", scale=0.5, method="esd"):
+    """A hand-made erasure of ``preset``'s tensors (scaled), saved as an artifact folder."""
+    params = select_parameters(backbone_for(pipe).components, preset)
+    record = new_record(method=method, config={}, concepts=["stripes"], seed=0, base_model="tiny",
+                        base_fingerprint=tensors_sha256(params), cost={"train_seconds": 2.0, "wall_seconds": 3.0})
+    ErasureResult({n: p.detach() * scale for n, p in params.items()}, record, base_pipe=pipe).save(folder, pipeline=False)
+    return folder
+
+
+def fit(pipe, **overrides):
+    config = AdvUnlearnConfig(**{"concepts": ["stripes"], **QUICK, **overrides})
+    config.validate()
+    method = AdvUnlearn(config)
+    return method, method.fit(pipe, RunOptions(progress=False))
+
+
+def test_the_student_is_the_erased_unet_and_every_target_the_base_model(tiny_pipe, tmp_path, monkeypatch):
+    """Gradient-free predictions (x_t's sampler, the ESD and retain targets, the attacker's goal) run on the
+    base UNet; those the text encoder learns from (the defender's, the attacker's) on the erased one."""
+    under = ErasureResult.load(save_edit(tiny_pipe, str(tmp_path / "esd")))
+    live = resolve_tensors(backbone_for(tiny_pipe).components, list(under.tensors))
+    base = {n: t.detach().clone() for n, t in live.items()}
+    seen = {"frozen": set(), "student": set()}
+    predict = Backbone.predict
+
+    def spying(self, *args, **kwargs):
+        now = "erased" if all(torch.equal(live[n], under.tensors[n]) for n in live) else (
+            "base" if all(torch.equal(live[n], base[n]) for n in live) else "mixed")
+        seen["student" if torch.is_grad_enabled() else "frozen"].add(now)
+        return predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(Backbone, "predict", spying)
+    _, result = fit(tiny_pipe, unet_from=str(tmp_path / "esd"))
+    assert seen == {"frozen": {"base"}, "student": {"erased"}}
+    assert all(torch.equal(live[n], base[n]) for n in live)  # the pipeline is left as it was
+    # One artifact holding both edits, checked against the base on all of them, costing both trainings.
+    assert result.components == {"unet", "text_encoder"}
+    assert all(torch.equal(result.tensors[n], t) for n, t in under.tensors.items())
+    result.check_base(tiny_pipe)
+    record = result.record
+    assert record["unet_from"]["method"] == "esd" and record["unet_from"]["cost"]["train_seconds"] == 2.0
+    assert record["cost"]["train_seconds"] > 2.0 and record["cost"]["artifact_mb"] == round(result.size_mb, 3)
+
+
+def test_the_erased_unet_changes_what_the_text_encoder_learns(tiny_pipe, tmp_path):
+    _, plain = fit(tiny_pipe)
+    _, same = fit(tiny_pipe, unet_from=save_edit(tiny_pipe, str(tmp_path / "null"), scale=1.0))
+    _, behind = fit(tiny_pipe, unet_from=save_edit(tiny_pipe, str(tmp_path / "esd")))
+    text = [n for n in plain.tensors]
+    assert all(torch.equal(plain.tensors[n], same.tensors[n]) for n in text)  # a null edit trains the same encoder
+    assert any(not torch.equal(plain.tensors[n], behind.tensors[n]) for n in text)
+
+
+def test_the_bench_key_follows_the_artifacts_content_and_stays_without_it(tiny_pipe, tmp_path):
+    assert "unet_from" not in AdvUnlearnConfig(concepts=["stripes"]).key_values()  # earlier cells stay finished
+    assert AdvUnlearn(AdvUnlearnConfig(concepts=["stripes"])).external_inputs() == {}
+    folder = str(tmp_path / "esd")
+    config = AdvUnlearnConfig(concepts=["stripes"], unet_from=save_edit(tiny_pipe, folder))
+    first = AdvUnlearn(config).external_inputs()
+    save_edit(tiny_pipe, str(tmp_path / "other"), scale=0.25)
+    (tmp_path / "esd" / "erasure.safetensors").write_bytes((tmp_path / "other" / "erasure.safetensors").read_bytes())
+    assert AdvUnlearn(config).external_inputs() != first
+
+
+@pytest.mark.parametrize(
+    "make, overrides, error, message",
+    [
+        (None, {}, ConfigError, "not an erasure artifact folder"),
+        ("esd-x", {"params": "te-full+esd-x"}, ConfigError, "pick a text-encoder preset"),
+        ("te-full", {}, ConfigError, "erasure of the UNet alone"),
+    ],
+)
+def test_bad_unet_from_is_one_clear_error(tiny_pipe, tmp_path, make, overrides, error, message):
+    folder = str(tmp_path / "edit")
+    if make:
+        save_edit(tiny_pipe, folder, preset=make)
+    with pytest.raises(error, match=message):
+        fit(tiny_pipe, unet_from=folder, **overrides)
+
+
+def test_an_artifact_of_another_base_is_refused(tiny_pipe, tmp_path):
+    folder = save_edit(tiny_pipe, str(tmp_path / "esd"))
+    with ErasureResult.load(folder).applied(tiny_pipe):  # the pipeline no longer is that artifact's base
+        with pytest.raises(BaseMismatchError, match="already applied"):
+            fit(tiny_pipe, unet_from=folder)
