@@ -8,7 +8,8 @@ the evaluation and the attack through the ``erase eval`` and ``erase attack`` co
 themselves, so the bench measures exactly what a user running those commands would get.
 
 A stack row's cell (:mod:`eval.bench.stacks`) makes its artifact by merging its parts' artifacts
-(``_erase_stack``) and is evaluated and attacked like the others.
+(``_erase_stack``), or for a sequential row by training its top part in front of the other's, and is
+evaluated and attacked like the others.
 
 An attacked cell also has ``attack/`` (``attack.json`` and ``adversarial_prompts.jsonl``) and,
 once that folder is complete, ``attack/bench_key.txt`` with the attack key it was run under:
@@ -25,12 +26,14 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import replace
 from typing import Any
 
 from pipelines.atomic import write_text
 from pipelines.errors import ConfigError
 
 from .cells import Cell, drift_of, is_done, read_record, same_model, sample_ms_per_image
+from .stacks import is_sequential
 
 ATTACK_KEY_FILE = "bench_key.txt"
 
@@ -50,9 +53,15 @@ def _erase(cell: Cell, folder: str, pipe: Any, progress: bool) -> None:
 
 
 def _erase_stack(cell: Cell, root: str, folder: str, pipe: Any, progress: bool, model_sha256: str | None) -> None:
-    """A stack row's artifact (:mod:`eval.bench.stacks`): its parts' artifacts merged over the base."""
+    """A stack row's artifact (:mod:`eval.bench.stacks`): its parts' artifacts merged over the base, or
+    for a sequential row (``top@under``) the top part trained in front of the under part's artifact."""
     from pipelines.stack import merged, stack_parts
 
+    if is_sequential(cell.method):  # the top part trained in front of the under part's artifact
+        under, top = cell.parts
+        path = os.path.abspath(_part_artifact(under, root, folder, pipe, progress, model_sha256))
+        _erase(replace(top, config={**top.config, "unet_from": path}), folder, pipe, progress)
+        return
     folders = [_part_artifact(part, root, folder, pipe, progress, model_sha256) for part in cell.parts]
     merged(folders, stack_parts(folders), pipe).save(os.path.join(folder, "artifact"), pipeline=False)
 

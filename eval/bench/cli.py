@@ -7,6 +7,7 @@
     accelerate launch --multi_gpu --num_processes 2 -m erase bench --out runs/bench   # each process takes the next free cell
     erase bench --out runs/bench --records eval/measurements/bench   # records kept to commit; resumes from them
     erase bench --methods esd,advunlearn,esd+advunlearn --out runs/stack   # + ESD's UNet under AdvUnlearn's text encoder
+    erase bench --methods esd,advunlearn@esd --out runs/seq   # @ AdvUnlearn's text encoder trained in front of ESD's UNet
     erase bench --timing-only --out runs/cost         # seconds/iteration, projected s/concept, memory at SD 1.5 scale
     erase bench --methods doco --targets stripes,star --out runs/ablation \
         --variant doco-off=doco:surgery=off --variant doco-pcgrad=doco:surgery=pcgrad   # one method, three rows
@@ -38,7 +39,7 @@ from pipelines.errors import ConfigError
 
 from .cells import Cell, is_done, read_record, with_eval_columns
 from .records import keep, restore
-from .stacks import is_stack, part_names, stack_cell
+from .stacks import is_sequential, is_stack, part_names, stack_cell
 from .variants import Variant, parse_variants
 
 logger = logging.getLogger("erase")
@@ -56,7 +57,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="every method x every target, resumable, with a leaderboard", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, metavar="DIR", help="bench folder (created; an existing one is resumed)")
     p.add_argument("--methods", default=None, help="comma-separated methods (default: every registered method); "
-                   "methods joined with + are a stack row, e.g. esd+advunlearn (eval/bench/stacks.py)")
+                   "methods joined with + are a stack row, e.g. esd+advunlearn (artifacts merged); TOP@UNDER a "
+                   "sequential one, e.g. advunlearn@esd (AdvUnlearn trained in front of ESD's UNet; eval/bench/stacks.py)")
     p.add_argument("--targets", default="all", help="all, styles, objects, or comma-separated concept names")
     p.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_TARGETS)} with {QUICK_SEEDS} eval seeds")
     p.add_argument("--seeds", default=None, help="eval seeds: a count or a list (default: erase eval's)")
@@ -196,7 +198,8 @@ def plan_cells(args) -> list[Cell]:
         for target in _targets(args.targets, args.quick, spec):
             attacked_with = attack if target in attacked else None
             if is_stack(name):  # its parts are the plain rows' cells of the target, never attacked themselves
-                cells.append(stack_cell([cell_of(part, None, target, None) for part in part_names(name)], attacked_with))
+                parts = [cell_of(part, None, target, None) for part in part_names(name)]
+                cells.append(stack_cell(parts, attacked_with, sequential=is_sequential(name)))
             else:
                 cells.append(cell_of(name, variant, target, attacked_with))
     if attack and not any(c.attack for c in cells):

@@ -11,26 +11,48 @@ takes its artifact as it is and trains nothing; otherwise the part is trained in
 own cell (``parts/<method>/``, resumable like any cell's erasure). The stack's key covers every
 part's method, version, config and inputs, so a part that changes redoes the stack, and the
 stack's config in its record says what each part was.
+
+A row joined with ``@`` (``advunlearn@esd``) is a stack trained in sequence: the part after ``@`` is
+taken as above, and the one before it is trained in front of that artifact (its ``unet_from``
+option: AdvUnlearn's text encoder against ESD's erased UNet, the targets the base model's), into
+the cell's artifact, which holds both edits. Only a method with that option can stand before ``@``.
 """
 
 from __future__ import annotations
+
+from dataclasses import fields
 
 from pipelines.errors import ConfigError
 
 from .cells import Cell
 
 SEPARATOR = "+"
+OVER = "@"  # ``top@under``: top trained in front of under's artifact (its ``unet_from``)
 
 
 def is_stack(name: str) -> bool:
-    return SEPARATOR in name
+    return SEPARATOR in name or OVER in name
+
+
+def is_sequential(name: str) -> bool:
+    return OVER in name
 
 
 def part_names(name: str) -> list[str]:
-    """The registered methods a stack row is made of, or a ConfigError naming the problem."""
+    """The registered methods a stack row is made of, in the order they are made (``advunlearn@esd``:
+    esd, then advunlearn), or a ConfigError naming the problem."""
     from erase.registry import get_method
 
-    parts = [p.strip() for p in name.split(SEPARATOR)]
+    if is_sequential(name):
+        parts = [p.strip() for p in name.split(OVER)][::-1]
+        if SEPARATOR in name or len(parts) != 2 or not all(parts):
+            raise ConfigError(f"--methods {name!r}: a sequential row is TOP@UNDER, two methods, e.g. advunlearn@esd "
+                              "(AdvUnlearn trained in front of ESD's UNet)")
+        if "unet_from" not in {f.name for f in fields(get_method(parts[1]).config_class)}:
+            raise ConfigError(f"--methods {name!r}: {parts[1]} cannot be trained in front of another erasure (it has no "
+                              "--unet-from); put a method that has it before the @, e.g. advunlearn@esd")
+    else:
+        parts = [p.strip() for p in name.split(SEPARATOR)]
     if len(parts) < 2 or not all(parts):
         raise ConfigError(f"--methods {name!r}: a stack row joins two or more methods with '+', e.g. esd+advunlearn")
     repeated = sorted({p for p in parts if parts.count(p) > 1})
@@ -42,10 +64,12 @@ def part_names(name: str) -> list[str]:
     return parts
 
 
-def stack_cell(parts: list[Cell], attack: dict | None) -> Cell:
-    """The cell of the stack of ``parts`` (plain cells of one target, in stacking order)."""
+def stack_cell(parts: list[Cell], attack: dict | None, sequential: bool = False) -> Cell:
+    """The cell of the stack of ``parts`` (plain cells of one target, in the order :func:`part_names`
+    gives), trained in sequence (``top@under``) or merged (``a+b``)."""
     first = parts[0]
-    return Cell(method=SEPARATOR.join(p.method for p in parts), target=first.target, kind=first.kind,
+    name = OVER.join(p.method for p in reversed(parts)) if sequential else SEPARATOR.join(p.method for p in parts)
+    return Cell(method=name, target=first.target, kind=first.kind,
                 config={"stack": [{"method": p.method, "config": p.config} for p in parts]},
                 method_version=SEPARATOR.join(p.method_version for p in parts), model=first.model,
                 eval_settings=first.eval_settings, attack=attack,

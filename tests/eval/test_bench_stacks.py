@@ -97,7 +97,29 @@ def test_a_stack_row_merges_its_parts_and_takes_a_finished_part_from_its_own_row
     assert again["config"]["stack"][1]["config"]["lr"] == 5e-3
 
 
+def test_a_sequential_row_trains_its_top_part_in_front_of_the_finished_under_part(commands, tmp_path, tiny_folder):
+    assert cli.run(bench_args(tmp_path, tiny_folder, "esd,advunlearn@esd")) == 0
+    out = tmp_path / "bench" / "cells"
+    result = ErasureResult.load(str(out / "advunlearn@esd" / "star" / "artifact"))
+    esd = ErasureResult.load(str(out / "esd" / "star" / "artifact"))
+    assert result.method == "advunlearn" and result.components == {"unet", "text_encoder"}
+    assert result.record["unet_from"]["path"] == str(out / "esd" / "star" / "artifact")  # ESD's row's, not retrained
+    assert all(torch.equal(result.tensors[name], t) for name, t in esd.tensors.items())
+    assert not (out / "advunlearn@esd" / "star" / "parts").exists()
+    record = json.loads((out / "advunlearn@esd" / "star" / "cell.json").read_text())
+    assert [p["method"] for p in record["config"]["stack"]] == ["esd", "advunlearn"]
+    assert record["cost"]["train_seconds"] > esd.record["cost"]["train_seconds"]  # it pays for the UNet it stands on
+    assert ("eval.cli", "advunlearn") in commands.calls
+
+    commands.calls.clear()
+    assert cli.run(bench_args(tmp_path, tiny_folder, "esd,advunlearn@esd")) == 0
+    assert commands.calls == []  # finished: the key is stable, although the artifact path is not in it
+
+
 @pytest.mark.parametrize("methods, extra, message", [
+    ("esd@advunlearn", [], "esd cannot be trained in front of another erasure"),
+    ("advunlearn@esd@salun", [], "TOP@UNDER, two methods"),
+    ("advunlearn@esd+salun", [], "TOP@UNDER, two methods"),
     ("esd+esd", [], "names esd twice"),
     ("esd+", [], "joins two or more methods"),
     ("esd+nosuch", [], "unknown method 'nosuch'"),
