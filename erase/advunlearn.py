@@ -36,6 +36,12 @@ Faithfulness notes and deviations:
   * ``retain_train='iter'`` (separate retain optimiser steps) is not implemented; ``reg`` is
     the mode the official README uses.
   * The target is ESD's paper/CompVis form (unconditional base), as AdvUnlearn's code has it.
+  * ``unet_from`` (not in the official code): the text encoder is trained in front of another
+    erasure's UNet (ESD's), which stays fixed; ``x_t``, the ESD and retain targets and the
+    attacker's goal come from the base model, the defender's and attacker's predictions from the
+    erased UNet. Merged after the fact (``erase stack``), AdvUnlearn's encoder feeds ESD's edit
+    conditionings it never saw; trained in front of it, it learns to close what that edit leaves
+    open. The result holds both edits.
   * ``preset="official"`` sets the official SD 1.x schedule on every field still at its
     default (1000 iterations, lr 1e-5, 30 attack steps redrawn each step, one adversarial
     embedding, warm-up 200, gamma 0.3 as in the README, retain batch 5); flags given explicitly win.
@@ -54,9 +60,9 @@ import torch.nn.functional as F
 
 from attacks.insertion import INSERTIONS
 from attacks.softprompt import SoftPromptAttack
-from pipelines.backbone import Backbone, backbone_for
 from pipelines.artifact import TENSORS_FILE, ErasureResult
-from pipelines.errors import ConfigError
+from pipelines.backbone import Backbone, backbone_for
+from pipelines.errors import ConfigError, TrainingDiverged
 from pipelines.fingerprint import file_sha256, tensors_sha256
 from pipelines.params import preset_components, resolve_tensors, swapped
 from pipelines.sampling import sample_until
@@ -319,6 +325,10 @@ class AdvUnlearn(ErasureMethod):
             try:
                 with under.applied(pipe):
                     result = super().fit(pipe, run)
+            except TrainingDiverged as e:  # the partial result stands on the same UNet
+                if e.result is not None:
+                    e.result = _holding(e.result, under, pipe)
+                raise
             finally:
                 self.under_live, self.under_base = {}, {}
             result = _holding(result, under, pipe)

@@ -46,6 +46,11 @@ def model_card(result: Any) -> str:
         lines += ["## Stack", "", "Several erasures of the same base, which change different tensors, merged by `erase stack`:", ""]
         lines += [f"- `{p['method']}` ({', '.join(p['concepts'])}, seed {p['seed']}): the {' and '.join(p['components'])}, "
                   f"from `{p['path']}`" for p in record["stack"]] + [""]
+    under = record.get("unet_from")
+    if under:
+        lines += ["## Trained in front of another erasure", "",
+                  f"The text encoder was trained in front of the UNet of `{under['method']}` ({', '.join(under['concepts'])}, "
+                  f"from `{under['path']}`), whose tensors this artifact holds too; its targets were the base model's.", ""]
     sampling = record.get("sampling", {})
     if sampling.get("one_step"):
         lines += [

@@ -56,6 +56,8 @@ def test_the_student_is_the_erased_unet_and_every_target_the_base_model(tiny_pip
     record = result.record
     assert record["unet_from"]["method"] == "esd" and record["unet_from"]["cost"]["train_seconds"] == 2.0
     assert record["cost"]["train_seconds"] > 2.0 and record["cost"]["artifact_mb"] == round(result.size_mb, 3)
+    result.save(str(tmp_path / "out"), pipeline=False)
+    assert "trained in front of the UNet of `esd`" in (tmp_path / "out" / "README.md").read_text()
 
 
 def test_the_erased_unet_changes_what_the_text_encoder_learns(tiny_pipe, tmp_path):
