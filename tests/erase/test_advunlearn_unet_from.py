@@ -18,7 +18,7 @@ def save_edit(pipe, folder, preset="esd-x", scale=0.5, method="esd"):
     """A hand-made erasure of ``preset``'s tensors (scaled), saved as an artifact folder."""
     params = select_parameters(backbone_for(pipe).components, preset)
     record = new_record(method=method, config={}, concepts=["stripes"], seed=0, base_model="tiny",
-                        base_fingerprint=tensors_sha256(params), cost={"train_seconds": 2.0, "wall_seconds": 3.0})
+                        base_fingerprint=tensors_sha256(params), cost={"train_seconds": 2.0, "wall_seconds": 1000.0})
     ErasureResult({n: p.detach() * scale for n, p in params.items()}, record, base_pipe=pipe).save(folder, pipeline=False)
     return folder
 
@@ -101,3 +101,16 @@ def test_an_artifact_of_another_base_is_refused(tiny_pipe, tmp_path):
     with ErasureResult.load(folder).applied(tiny_pipe):  # the pipeline no longer is that artifact's base
         with pytest.raises(BaseMismatchError, match="already applied"):
             fit(tiny_pipe, unet_from=folder)
+
+
+def test_cli_run_counts_the_unet_it_stands_on(tiny_pipe, tiny_folder, tmp_path):
+    """`erase run advunlearn --unet-from`: the artifact's cost is both trainings', the command's time on top."""
+    from erase.cli import main
+
+    under = save_edit(tiny_pipe, str(tmp_path / "esd"))
+    out = tmp_path / "adv"
+    assert main(["-q", "run", "advunlearn", "--model", tiny_folder, "--concept", "stripes", "--unet-from", under, "--steps", "3",
+                 "--warmup", "1", "--ddim-steps", "3", "--attack-steps", "2", "--retain-batch", "2", "--out", str(out)]) == 0
+    result = ErasureResult.load(str(out))
+    assert result.components == {"unet", "text_encoder"} and result.record["unet_from"]["path"] == under
+    assert result.record["cost"]["wall_seconds"] > 1000.0 + result.record["cost"]["train_seconds"] - 2.0
