@@ -37,9 +37,10 @@ Faithfulness notes and deviations:
     the mode the official README uses.
   * The target is ESD's paper/CompVis form (unconditional base), as AdvUnlearn's code has it.
   * ``unet_from`` (not in the official code): the text encoder is trained in front of another
-    erasure's UNet (ESD's), which stays fixed; ``x_t``, the ESD and retain targets and the
-    attacker's goal come from the base model, the defender's and attacker's predictions from the
-    erased UNet. Merged after the fact (``erase stack``), AdvUnlearn's encoder feeds ESD's edit
+    erasure's UNet (ESD's), which stays fixed; ``x_t``, the ESD target and the attacker's goal
+    come from the base model, the defender's and attacker's predictions from the erased UNet, and
+    the retain target from the erased UNet with the original encoder (as in the official retain
+    term, where one UNet serves both: the encoder's own drift). Merged after the fact (``erase stack``), AdvUnlearn's encoder feeds ESD's edit
     conditionings it never saw; trained in front of it, it learns to close what that edit leaves
     open. The result holds both edits.
   * ``preset="official"`` sets the official SD 1.x schedule on every field still at its
@@ -129,7 +130,7 @@ class AdvUnlearnConfig(MethodConfig):
                                         "other prompts; else 'a photo of a {COCO object}')")
     retain_filter: bool = option(True, "drop retain prompts that share a word with the concept (the official filtered set)")
     unet_from: str | None = option(None, "an erasure artifact that changes only the UNet (ESD's, say): train the text encoder "
-                                   "in front of that erased UNet, the targets and the attacker's goal staying the base "
+                                   "in front of that erased UNet, the ESD target and the attacker's goal staying the base "
                                    "model's; the result holds both edits", keyed=False)
 
     def validate(self) -> None:
@@ -267,15 +268,25 @@ class AdvUnlearn(ErasureMethod):
         self.delta = result.delta
         self.attack_losses.append((step, result.losses[0], result.losses[-1]))
 
+    @torch.no_grad()
+    def _retain_targets(self, x_r: torch.Tensor, t: torch.Tensor, conds: torch.Tensor) -> torch.Tensor:
+        """In front of ``--unet-from``'s UNet, the retain term holds the encoder to what it said before:
+        that UNet with the original encoder's ``conds``, not the base model, whose outputs ESD's edit
+        moved and a text encoder alone cannot give back (trying cost cross-domain accuracy)."""
+        return self.backbone.predict(x_r, t, conds)
+
     def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
         cfg, bb = self.config, self.backbone
         concept = cfg.concepts[int(torch.randint(len(cfg.concepts), (1,), generator=generator))]
         retain = self._retain_indices(step) if self.pool else []
         conds = torch.cat([self.frozen_concept[concept], *([self.frozen_retain[retain]] if retain else [])])  # (1 + R, L, D)
         x, t = self._draw(conds, generator)  # (1 + R, C, h, w): the concept's x_t, then the retain x_r
+        behind = bool(self.under_live)  # in front of --unet-from: retain targets from that UNet, see _retain_targets
         with torch.no_grad(), self._frozen():
-            frozen = bb.predict(torch.cat([x[:1], x]), t, torch.cat([self.frozen_uncond, conds]))  # (2 + R, ...)
-        e_uncond, e_concept, e_retain = frozen[:1], frozen[1:2], frozen[2:]
+            head = x[:1] if behind else x
+            frozen = bb.predict(torch.cat([x[:1], head]), t, torch.cat([self.frozen_uncond, conds[:len(head)]]))  # (2 [+ R], ...)
+        e_uncond, e_concept = frozen[:1], frozen[1:2]
+        e_retain = self._retain_targets(x[1:], t, conds[1:]) if behind and retain else frozen[2:]
         target = negatively_guided(e_uncond, e_concept, e_uncond, cfg.negative_guidance)
         adversarial = step >= cfg.warmup
         if adversarial and (self.delta is None or (step - cfg.warmup) % cfg.attack_every == 0):

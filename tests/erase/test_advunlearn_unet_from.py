@@ -31,23 +31,32 @@ def fit(pipe, **overrides):
 
 
 def test_the_student_is_the_erased_unet_and_every_target_the_base_model(tiny_pipe, tmp_path, monkeypatch):
-    """Gradient-free predictions (x_t's sampler, the ESD and retain targets, the attacker's goal) run on the
-    base UNet; those the text encoder learns from (the defender's, the attacker's) on the erased one."""
+    """Gradient-free predictions (x_t's sampler, the ESD target, the attacker's goal) run on the base UNet;
+    those the text encoder learns from (the defender's, the attacker's) and the retain targets (the original
+    encoder's outputs through the same UNet) on the erased one."""
     under = ErasureResult.load(save_edit(tiny_pipe, str(tmp_path / "esd")))
     live = resolve_tensors(backbone_for(tiny_pipe).components, list(under.tensors))
     base = {n: t.detach().clone() for n, t in live.items()}
-    seen = {"frozen": set(), "student": set()}
-    predict = Backbone.predict
+    seen = {"frozen": set(), "student": set(), "retain": set()}
+    predict, retain_targets, inside = Backbone.predict, AdvUnlearn._retain_targets, []
 
     def spying(self, *args, **kwargs):
         now = "erased" if all(torch.equal(live[n], under.tensors[n]) for n in live) else (
             "base" if all(torch.equal(live[n], base[n]) for n in live) else "mixed")
-        seen["student" if torch.is_grad_enabled() else "frozen"].add(now)
+        seen["retain" if inside else "student" if torch.is_grad_enabled() else "frozen"].add(now)
         return predict(self, *args, **kwargs)
 
+    def marking(self, *args):
+        inside.append(True)
+        try:
+            return retain_targets(self, *args)
+        finally:
+            inside.clear()
+
     monkeypatch.setattr(Backbone, "predict", spying)
+    monkeypatch.setattr(AdvUnlearn, "_retain_targets", marking)
     _, result = fit(tiny_pipe, unet_from=str(tmp_path / "esd"))
-    assert seen == {"frozen": {"base"}, "student": {"erased"}}
+    assert seen == {"frozen": {"base"}, "student": {"erased"}, "retain": {"erased"}}
     assert all(torch.equal(live[n], base[n]) for n in live)  # the pipeline is left as it was
     # One artifact holding both edits, checked against the base on all of them, costing both trainings.
     assert result.components == {"unet", "text_encoder"}
@@ -65,8 +74,11 @@ def test_the_erased_unet_changes_what_the_text_encoder_learns(tiny_pipe, tmp_pat
     _, same = fit(tiny_pipe, unet_from=save_edit(tiny_pipe, str(tmp_path / "null"), scale=1.0))
     _, behind = fit(tiny_pipe, unet_from=save_edit(tiny_pipe, str(tmp_path / "esd")))
     text = [n for n in plain.tensors]
-    assert all(torch.equal(plain.tensors[n], same.tensors[n]) for n in text)  # a null edit trains the same encoder
-    assert any(not torch.equal(plain.tensors[n], behind.tensors[n]) for n in text)
+    def mean_change(a, b):
+        return sum((a.tensors[n] - b.tensors[n]).abs().sum().item() for n in text) / sum(a.tensors[n].numel() for n in text)
+
+    # A null edit trains the same encoder (up to the rounding of the retain targets' own batch); a real one another.
+    assert mean_change(plain, same) < 1e-5 and mean_change(plain, behind) > 1e-3
 
 
 def test_the_bench_key_follows_the_artifacts_content_and_stays_without_it(tiny_pipe, tmp_path):
