@@ -191,8 +191,12 @@ class ErasureMethod(ABC):
         return record
 
     def _fingerprint(self, base_fingerprint: str, run: RunOptions) -> str:
-        payload = json.dumps([self.name, self.config.to_dict(), base_fingerprint, run.mixed_precision, self.external_inputs()],
-                             sort_keys=True, default=str)
+        # key_values: an option added later, at its default, leaves checkpoints of runs under way resumable.
+        parts = [self.name, self.config.key_values(), base_fingerprint, run.mixed_precision]
+        inputs = self.external_inputs()
+        if inputs:  # appended only when present: checkpoints of runs without such files keep their fingerprint
+            parts.append(inputs)
+        payload = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
