@@ -81,15 +81,16 @@ def test_the_erased_unet_changes_what_the_text_encoder_learns(tiny_pipe, tmp_pat
     assert mean_change(plain, same) < 1e-5 and mean_change(plain, behind) > 1e-3
 
 
-def test_the_bench_key_follows_the_artifacts_content_and_stays_without_it(tiny_pipe, tmp_path):
+def test_the_bench_key_and_the_checkpoint_follow_the_artifacts_content(tiny_pipe, tmp_path):
     assert "unet_from" not in AdvUnlearnConfig(concepts=["stripes"]).key_values()  # earlier cells stay finished
     assert AdvUnlearn(AdvUnlearnConfig(concepts=["stripes"])).external_inputs() == {}
     folder = str(tmp_path / "esd")
     config = AdvUnlearnConfig(concepts=["stripes"], unet_from=save_edit(tiny_pipe, folder))
-    first = AdvUnlearn(config).external_inputs()
+    first, checkpoint = AdvUnlearn(config).external_inputs(), AdvUnlearn(config)._fingerprint("base", RunOptions())
     save_edit(tiny_pipe, str(tmp_path / "other"), scale=0.25)
     (tmp_path / "esd" / "erasure.safetensors").write_bytes((tmp_path / "other" / "erasure.safetensors").read_bytes())
     assert AdvUnlearn(config).external_inputs() != first
+    assert AdvUnlearn(config)._fingerprint("base", RunOptions()) != checkpoint  # an interrupted run does not resume on it
 
 
 @pytest.mark.parametrize(
