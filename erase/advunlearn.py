@@ -40,9 +40,9 @@ Faithfulness notes and deviations:
     erasure's UNet (ESD's), which stays fixed; ``x_t``, the ESD target and the attacker's goal
     come from the base model, the defender's and attacker's predictions from the erased UNet, and
     the retain target from the erased UNet with the original encoder (as in the official retain
-    term, where one UNet serves both: the encoder's own drift). Merged after the fact (``erase stack``), AdvUnlearn's encoder feeds ESD's edit
-    conditionings it never saw; trained in front of it, it learns to close what that edit leaves
-    open. The result holds both edits.
+    term, where one UNet serves both: the encoder's own drift). Merged after the fact (``erase
+    stack``), AdvUnlearn's encoder feeds ESD's edit conditionings it never saw; trained in front
+    of it, it learns to close what that edit leaves open. The result holds both edits.
   * ``preset="official"`` sets the official SD 1.x schedule on every field still at its
     default (1000 iterations, lr 1e-5, 30 attack steps redrawn each step, one adversarial
     embedding, warm-up 200, gamma 0.3 as in the README, retain batch 5); flags given explicitly win.
