@@ -323,6 +323,11 @@ class AdvUnlearn(ErasureMethod):
             raise ConfigError(f"--unet-from {folder}: that {under.method} artifact {kind}; it must be a multi-step erasure "
                               "of the UNet alone (ESD's, SalUn's), since the text encoder is what AdvUnlearn trains")
         under.check_base(pipe)
+        if set(under.concepts) != set(self.config.concepts):
+            logger.warning("advunlearn: --unet-from %s erased %s, and this run erases %s: the artifact will erase "
+                           "all of them (its concepts say so), but the text encoder is only trained against attacks "
+                           "on %s", folder, ", ".join(under.concepts), ", ".join(self.config.concepts),
+                           ", ".join(self.config.concepts))
         return under
 
     def fit(self, pipe: Any, run=None):
@@ -353,10 +358,12 @@ def _holding(result: ErasureResult, under: ErasureResult, base: Any) -> ErasureR
     """``result`` (the text encoder) with ``under``'s UNet tensors: one artifact that is the whole model.
 
     Its base fingerprint covers both sets of tensors, its cost is both trainings' (``under``'s own is
-    kept in the ``unet_from`` block), so a bench row of it pays for the UNet it stands on.
+    kept in the ``unet_from`` block), so a bench row of it pays for the UNet it stands on; its concepts
+    are both's, as a stack's are, since the model no longer draws any of them.
     """
     tensors = {**under.tensors, **result.tensors}
     record = result.record
+    record["concepts"] = list(dict.fromkeys([*result.concepts, *under.concepts]))
     record["base"]["fingerprint"] = tensors_sha256(resolve_tensors(backbone_for(base).components, list(tensors)))
     record["unet_from"] = {"path": record["config"]["unet_from"], "method": under.method, "concepts": under.concepts,
                            "config": under.record["config"], "cost": under.record.get("cost", {})}

@@ -116,6 +116,19 @@ def test_an_artifact_of_another_base_is_refused(tiny_pipe, tmp_path):
             fit(tiny_pipe, unet_from=folder)
 
 
+def test_an_artifact_of_another_concept_is_said_and_recorded(tiny_pipe, tmp_path, caplog):
+    """ESD of stripes under AdvUnlearn of dots: accepted (a user may want both gone), said once, and the
+    artifact's concepts are both, so an evaluation of it looks for either."""
+    folder = save_edit(tiny_pipe, str(tmp_path / "esd"))  # erased "stripes"
+    with caplog.at_level("WARNING", logger="erase.advunlearn"):
+        _, same = fit(tiny_pipe, unet_from=folder)
+    assert same.concepts == ["stripes"] and not caplog.records
+    with caplog.at_level("WARNING", logger="erase.advunlearn"):
+        _, other = fit(tiny_pipe, concepts=["dots"], unet_from=folder)
+    assert other.concepts == ["dots", "stripes"]
+    assert [r.getMessage() for r in caplog.records if "erased stripes, and this run erases dots" in r.getMessage()]
+
+
 def test_cli_run_counts_the_unet_it_stands_on(tiny_pipe, tiny_folder, tmp_path):
     """`erase run advunlearn --unet-from`: the artifact's cost is both trainings', the command's time on top."""
     from erase.cli import main
