@@ -63,6 +63,9 @@ class ErasureMethod(ABC):
     #: The official SD 1.x schedule's cost (iterations, per-iteration options), for
     #: ``erase bench --timing-only`` (:mod:`erase.official`); ``None``: not known.
     official: ClassVar[OfficialSchedule | None] = None
+    #: Its artifact is a one-step generator (SFD's), sampled alone: no stack can hold it and no
+    #: method can be trained in front of it, which a bench refuses before anything trains.
+    one_step: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig) -> None:
         if not isinstance(config, self.config_class):

@@ -248,6 +248,7 @@ def _with_unet(backbone: Backbone, unet: torch.nn.Module) -> Backbone:
 @register
 class SFD(ErasureMethod):
     name = "sfd"
+    one_step = True
     version = "2"  # 2: stage two starts from the shipped one-step generator on the shipped base (bench cells redo)
     summary = "Score Forgetting Distillation: distil a one-step generator whose concept scores match a safe override's"
     config_class = SFDConfig

@@ -60,7 +60,9 @@ def part_names(name: str) -> list[str]:
         raise ConfigError(f"--methods {name!r} names {repeated[0]} twice; a stack joins different methods, which change "
                           "different tensors")
     for part in parts:
-        get_method(part)  # an unknown name fails here with the list of known ones
+        if get_method(part).one_step:  # an unknown name fails here with the list of known ones
+            raise ConfigError(f"--methods {name!r}: {part} makes a one-step generator, which samples alone and can "
+                              "share a model with no other erasure; bench it as its own row")
     return parts
 
 
@@ -68,6 +70,8 @@ def stack_cell(parts: list[Cell], attack: dict | None, sequential: bool = False)
     """The cell of the stack of ``parts`` (plain cells of one target, in the order :func:`part_names`
     gives), trained in sequence (``top@under``) or merged (``a+b``)."""
     first = parts[0]
+    if sequential:
+        _check_under(parts)
     name = OVER.join(p.method for p in reversed(parts)) if sequential else SEPARATOR.join(p.method for p in parts)
     return Cell(method=name, target=first.target, kind=first.kind,
                 config={"stack": [{"method": p.method, "config": p.config} for p in parts]},
@@ -75,3 +79,17 @@ def stack_cell(parts: list[Cell], attack: dict | None, sequential: bool = False)
                 eval_settings=first.eval_settings, attack=attack,
                 inputs={f"{p.method}:{name}": digest for p in parts for name, digest in p.inputs.items()},
                 parts=tuple(parts))
+
+
+def _check_under(parts: list[Cell]) -> None:
+    """A ``top@under`` row whose under part would change more than the UNet fails when top is trained,
+    after under's training; its ``params`` preset says so before anything trains."""
+    from pipelines.params import preset_components
+
+    under, top = parts
+    preset = under.config.get("params")
+    if preset is not None and preset_components(preset) != ("unet",):
+        raise ConfigError(f"--methods {top.method}{OVER}{under.method}: {under.method} trains {preset} "
+                          f"({' and '.join(preset_components(preset))}), and {top.method} can only be trained in "
+                          "front of an erasure of the UNet alone: put esd, salun or doco after the @, or give "
+                          f"{under.method} a UNet preset (--method-config {under.method}=FILE)")

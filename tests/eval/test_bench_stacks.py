@@ -123,6 +123,9 @@ def test_a_sequential_row_trains_its_top_part_in_front_of_the_finished_under_par
     ("esd+esd", [], "names esd twice"),
     ("esd+", [], "joins two or more methods"),
     ("esd+nosuch", [], "unknown method 'nosuch'"),
+    ("esd+sfd", [], "sfd makes a one-step generator"),
+    ("advunlearn@sfd", [], "sfd makes a one-step generator"),
+    ("advunlearn@fewshot", [], "fewshot trains te-mlp-final-attn \\(text_encoder\\)"),
     ("esd", ["--variant", "x=esd+advunlearn:lr=1"], "a stack row has no options of its own"),
     ("esd+advunlearn", ["--timing-only"], "time its parts \\(--methods esd,advunlearn\\)"),
 ])
