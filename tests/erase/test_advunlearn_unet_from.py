@@ -118,7 +118,7 @@ def test_an_artifact_of_another_base_is_refused(tiny_pipe, tmp_path):
 
 def test_an_artifact_of_another_concept_is_said_and_recorded(tiny_pipe, tmp_path, caplog):
     """ESD of stripes under AdvUnlearn of dots: accepted (a user may want both gone), said once, and the
-    artifact's concepts are both, so an evaluation of it looks for either."""
+    artifact's concepts are both, so its model card and the demo name what it no longer draws."""
     folder = save_edit(tiny_pipe, str(tmp_path / "esd"))  # erased "stripes"
     with caplog.at_level("WARNING", logger="erase.advunlearn"):
         _, same = fit(tiny_pipe, unet_from=folder)
