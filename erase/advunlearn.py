@@ -324,10 +324,9 @@ class AdvUnlearn(ErasureMethod):
                               "of the UNet alone (ESD's, SalUn's), since the text encoder is what AdvUnlearn trains")
         under.check_base(pipe)
         if set(under.concepts) != set(self.config.concepts):
-            logger.warning("advunlearn: --unet-from %s erased %s, and this run erases %s: the artifact will erase "
-                           "all of them (its concepts say so), but the text encoder is only trained against attacks "
-                           "on %s", folder, ", ".join(under.concepts), ", ".join(self.config.concepts),
-                           ", ".join(self.config.concepts))
+            logger.warning("advunlearn: --unet-from %s erased %s, and this run erases %s: the artifact will list and "
+                           "erase both, but the text encoder is trained against attacks on this run's concepts only",
+                           folder, ", ".join(under.concepts), ", ".join(self.config.concepts))
         return under
 
     def fit(self, pipe: Any, run=None):
